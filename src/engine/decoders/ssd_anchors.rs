@@ -1,0 +1,260 @@
+//! SSD heads with raw box encodings [1,A,4] (ty,tx,th,tw) and class logits [1,A,C];
+//! anchors are generated from the manifest like the TF OD API's multiple-grid generator.
+
+use serde::Deserialize;
+
+use super::{logit, parse_config, sigmoid, Decoder, RawDetection};
+use crate::engine::backend::Outputs;
+use crate::engine::EngineError;
+use crate::model::InputSpec;
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Score {
+    Sigmoid,
+    Softmax,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    boxes: String,
+    logits: String,
+    num_layers: usize,
+    min_scale: f32,
+    max_scale: f32,
+    aspect_ratios: Vec<f32>,
+    #[serde(default = "one")]
+    interpolated_scale_aspect_ratio: f32,
+    #[serde(default = "yes")]
+    reduce_boxes_in_lowest_layer: bool,
+    strides: Vec<u32>,
+    /// y, x, h, w
+    box_coder_scales: [f32; 4],
+    score: Score,
+    background_class: Option<usize>,
+    #[serde(default = "half")]
+    min_confidence: f32,
+    nms_iou: f32,
+    #[serde(default = "super::default_max_detections")]
+    max_detections: usize,
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn yes() -> bool {
+    true
+}
+fn half() -> f32 {
+    0.5
+}
+
+/// (y_center, x_center, height, width), normalized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anchor {
+    pub cy: f32,
+    pub cx: f32,
+    pub h: f32,
+    pub w: f32,
+}
+
+struct SsdAnchors {
+    c: Config,
+    anchors: Vec<Anchor>,
+}
+
+pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+    let c: Config = parse_config(table)?;
+    if c.strides.len() != c.num_layers {
+        return Err(format!(
+            "strides has {} entries but num_layers = {}",
+            c.strides.len(),
+            c.num_layers
+        ));
+    }
+    if c.num_layers == 0 || c.aspect_ratios.is_empty() || c.strides.contains(&0) {
+        return Err("num_layers, aspect_ratios and strides must be non-empty and non-zero".into());
+    }
+    if !(0.0..=1.0).contains(&c.nms_iou) {
+        return Err(format!("nms_iou must be in 0..1, got {}", c.nms_iou));
+    }
+    let anchors = generate_anchors(
+        c.num_layers,
+        c.min_scale,
+        c.max_scale,
+        &c.aspect_ratios,
+        c.interpolated_scale_aspect_ratio,
+        c.reduce_boxes_in_lowest_layer,
+        &c.strides,
+        input.width,
+        input.height,
+    );
+    Ok(Box::new(SsdAnchors { c, anchors }))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn generate_anchors(
+    num_layers: usize,
+    min_scale: f32,
+    max_scale: f32,
+    aspect_ratios: &[f32],
+    interpolated_ar: f32,
+    reduce_lowest: bool,
+    strides: &[u32],
+    input_w: u32,
+    input_h: u32,
+) -> Vec<Anchor> {
+    let scale = |i: usize| {
+        if num_layers == 1 {
+            min_scale
+        } else {
+            min_scale + (max_scale - min_scale) * i as f32 / (num_layers - 1) as f32
+        }
+    };
+    let mut anchors = Vec::new();
+    for (layer, stride) in strides.iter().enumerate().take(num_layers) {
+        let s = scale(layer);
+        let s_next = if layer + 1 < num_layers {
+            scale(layer + 1)
+        } else {
+            1.0
+        };
+        let mut specs: Vec<(f32, f32)> = Vec::new();
+        if layer == 0 && reduce_lowest {
+            specs.extend([(0.1, 1.0), (s, 2.0), (s, 0.5)]);
+        } else {
+            specs.extend(aspect_ratios.iter().map(|ar| (s, *ar)));
+            if interpolated_ar > 0.0 {
+                specs.push(((s * s_next).sqrt(), interpolated_ar));
+            }
+        }
+        let fh = input_h.div_ceil(*stride) as usize;
+        let fw = input_w.div_ceil(*stride) as usize;
+        for y in 0..fh {
+            for x in 0..fw {
+                for (sc, ar) in &specs {
+                    let r = ar.sqrt();
+                    anchors.push(Anchor {
+                        cy: (y as f32 + 0.5) / fh as f32,
+                        cx: (x as f32 + 0.5) / fw as f32,
+                        h: sc / r,
+                        w: sc * r,
+                    });
+                }
+            }
+        }
+    }
+    anchors
+}
+
+impl Decoder for SsdAnchors {
+    fn outputs(&self) -> Vec<String> {
+        vec![self.c.boxes.clone(), self.c.logits.clone()]
+    }
+
+    fn decode(&self, outputs: &Outputs, min_score: f32) -> Result<Vec<RawDetection>, EngineError> {
+        let c = &self.c;
+        let (boxes, n) = super::rows(outputs, &c.boxes, 4)?;
+        if n != self.anchors.len() {
+            return Err(EngineError::Decode {
+                message: format!(
+                    "output '{}' has {n} boxes but the anchor parameters in model.toml give {}",
+                    c.boxes,
+                    self.anchors.len()
+                ),
+            });
+        }
+        let logits_t = outputs.get(&c.logits)?;
+        let classes = logits_t.len() / n.max(1);
+        let (logits, _) = super::rows(outputs, &c.logits, classes.max(1))?;
+        let [sy, sx, sh, sw] = c.box_coder_scales;
+        let threshold = logit(min_score);
+        let mut out = Vec::new();
+        let mut probs = vec![0f32; classes];
+        for (i, a) in self.anchors.iter().enumerate() {
+            let row = &logits[i * classes..(i + 1) * classes];
+            match c.score {
+                Score::Sigmoid => {
+                    if !row.iter().any(|l| *l >= threshold) {
+                        continue;
+                    }
+                    for (p, l) in probs.iter_mut().zip(row) {
+                        *p = sigmoid(*l);
+                    }
+                }
+                Score::Softmax => {
+                    let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0;
+                    for (p, l) in probs.iter_mut().zip(row) {
+                        *p = (l - m).exp();
+                        sum += *p;
+                    }
+                    probs.iter_mut().for_each(|p| *p /= sum);
+                }
+            }
+            let mut decoded: Option<[f32; 4]> = None;
+            for (cls, p) in probs.iter().enumerate() {
+                if Some(cls) == c.background_class || *p < min_score {
+                    continue;
+                }
+                let bbox = *decoded.get_or_insert_with(|| {
+                    let r = &boxes[i * 4..i * 4 + 4];
+                    let cy = r[0] / sy * a.h + a.cy;
+                    let cx = r[1] / sx * a.w + a.cx;
+                    let h = (r[2] / sh).exp() * a.h;
+                    let w = (r[3] / sw).exp() * a.w;
+                    [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]
+                });
+                let label = match c.background_class {
+                    Some(bg) if cls > bg => cls - 1,
+                    _ => cls,
+                };
+                out.push(RawDetection {
+                    class: label,
+                    score: *p,
+                    bbox,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn nms_iou(&self) -> Option<f32> {
+        Some(self.c.nms_iou)
+    }
+
+    fn min_confidence(&self) -> f32 {
+        self.c.min_confidence
+    }
+
+    fn max_detections(&self) -> usize {
+        self.c.max_detections
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssd_300_has_1917_anchors() {
+        let a = generate_anchors(
+            6,
+            0.2,
+            0.95,
+            &[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
+            1.0,
+            true,
+            &[16, 32, 64, 128, 256, 512],
+            300,
+            300,
+        );
+        assert_eq!(a.len(), 1917);
+        // First cell of the lowest layer: the small 0.1 square first.
+        assert!((a[0].h - 0.1).abs() < 1e-6 && (a[0].cx - 0.5 / 19.0).abs() < 1e-6);
+        // Last anchor: 1x1 layer, interpolated scale sqrt(0.95 * 1.0).
+        let last = a[a.len() - 1];
+        assert!((last.h - 0.95f32.sqrt()).abs() < 1e-5 && (last.cx - 0.5).abs() < 1e-6);
+    }
+}

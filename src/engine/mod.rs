@@ -1,0 +1,280 @@
+//! The engine: preprocess -> backend -> decode -> NMS, driven entirely by the model manifest.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+pub mod backend;
+pub mod backends;
+pub mod decoders;
+pub mod nms;
+pub mod preprocess;
+
+use crate::model::{ColorOrder, Model, ModelError, ModelFormat};
+use backend::{Backend, InputTensor, LoadRequest};
+use decoders::Decoder;
+use preprocess::Geometry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{manifest}: {message}")]
+    Decoder { manifest: PathBuf, message: String },
+    #[error("unknown backend '{backend}'; available: {available}")]
+    UnknownBackend { backend: String, available: String },
+    #[error("backend '{backend}' unavailable: {reason}")]
+    BackendUnavailable { backend: String, reason: String },
+    #[error("backend '{backend}' cannot run {format:?} models; pick a backend listed in the model's manifest")]
+    FormatNotSupported {
+        backend: String,
+        format: ModelFormat,
+    },
+    #[error("cannot load model {path}: {message}")]
+    ModelLoad { path: PathBuf, message: String },
+    #[error(
+        "input size mismatch: the graph's input '{input}' has shape {declared} but model.toml feeds {wanted}; fix [input] width/height/layout in model.toml"
+    )]
+    InputShape {
+        input: String,
+        declared: String,
+        wanted: String,
+    },
+    #[error("inference failed: {message}")]
+    Inference { message: String },
+    #[error("decoding failed: {message}")]
+    Decode { message: String },
+}
+
+/// How to load a model: which backend and how many intra-op threads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineOptions {
+    /// Backend key; `None` picks the first one the manifest lists (or `ort`).
+    pub backend: Option<String>,
+    pub threads: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            backend: None,
+            threads: 1,
+        }
+    }
+}
+
+/// Runtime filtering that may change without reloading the model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionFilter {
+    /// Overrides the manifest's `min_confidence`.
+    pub min_confidence: Option<f32>,
+    /// Keep only these labels (empty: keep all).
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+/// A box normalized to the original frame: left, top, width, height in 0..1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub l: f32,
+    pub t: f32,
+    pub w: f32,
+    pub h: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub label: String,
+    pub class_id: usize,
+    pub confidence: f32,
+    pub bbox: BBox,
+}
+
+/// Time spent in each stage of one inference.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub preprocess: Duration,
+    pub infer: Duration,
+    pub decode: Duration,
+}
+
+pub struct Engine {
+    model: Model,
+    backend_name: String,
+    backend: Box<dyn Backend>,
+    decoder: Box<dyn Decoder>,
+    threads: usize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("model", &self.model.manifest.name)
+            .field("backend", &self.backend_name)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Loads a model folder on a backend. Everything is validated here, so a loaded
+    /// engine only fails at inference time on a backend runtime fault.
+    pub fn load(dir: &Path, opts: &EngineOptions) -> Result<Engine, EngineError> {
+        let model = Model::load(dir)?;
+        Self::from_model(model, opts)
+    }
+
+    pub fn from_model(model: Model, opts: &EngineOptions) -> Result<Engine, EngineError> {
+        let manifest = &model.manifest;
+        let decoder = decoders::build(&manifest.decoder, &manifest.input).map_err(|message| {
+            EngineError::Decoder {
+                manifest: model.manifest_path(),
+                message,
+            }
+        })?;
+        let backend_name = opts
+            .backend
+            .clone()
+            .or_else(|| manifest.backends.first().cloned())
+            .unwrap_or_else(|| "ort".to_string());
+        let request = LoadRequest {
+            format: manifest.format,
+            path: model.weights_path(),
+            input_name: manifest.input.name.clone(),
+            input_shape: manifest.input.shape().to_vec(),
+            input_dtype: manifest.input.dtype,
+            outputs: decoder.outputs(),
+            signature: manifest.signature.clone(),
+            threads: opts.threads.max(1),
+        };
+        let started = Instant::now();
+        let backend = backends::load(&backend_name, &request)?;
+        tracing::info!(
+            model = %manifest.name,
+            version = %manifest.version,
+            backend = %backend_name,
+            threads = request.threads,
+            load_ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        Ok(Engine {
+            model,
+            backend_name,
+            backend,
+            decoder,
+            threads: request.threads,
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn backend_name(&self) -> &str {
+        &self.backend_name
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn input_spec(&self) -> &crate::model::InputSpec {
+        &self.model.manifest.input
+    }
+
+    /// Detects on a still image of any size: resize in Rust, then the common path.
+    pub fn detect_image(
+        &self,
+        img: &RgbImage,
+        filter: &DetectionFilter,
+    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        let t0 = Instant::now();
+        let (resized, geometry) = preprocess::resize_image(img, self.input_spec());
+        let resize_time = t0.elapsed();
+        let (dets, mut times) =
+            self.detect_pixels(resized.as_raw(), ColorOrder::Rgb, geometry, filter)?;
+        times.preprocess += resize_time;
+        Ok((dets, times))
+    }
+
+    /// Detects on packed pixels already at the model's input size (the video path).
+    pub fn detect_pixels(
+        &self,
+        pixels: &[u8],
+        order: ColorOrder,
+        geometry: Geometry,
+        filter: &DetectionFilter,
+    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        let spec = self.input_spec();
+        let expected = spec.width as usize * spec.height as usize * 3;
+        if pixels.len() != expected {
+            return Err(EngineError::Inference {
+                message: format!(
+                    "frame has {} bytes, model input {}x{}x3 needs {expected}",
+                    pixels.len(),
+                    spec.width,
+                    spec.height
+                ),
+            });
+        }
+        let t0 = Instant::now();
+        let tensor = preprocess::to_tensor(pixels, order, spec);
+        let preprocess = t0.elapsed();
+        let (dets, mut times) = self.detect_tensor(&tensor, geometry, filter)?;
+        times.preprocess = preprocess;
+        Ok((dets, times))
+    }
+
+    /// Runs the backend and decoder on a ready tensor.
+    pub fn detect_tensor(
+        &self,
+        tensor: &InputTensor,
+        geometry: Geometry,
+        filter: &DetectionFilter,
+    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        let t0 = Instant::now();
+        let outputs = self.backend.run(tensor)?;
+        let infer = t0.elapsed();
+        let t1 = Instant::now();
+        let min_score = filter
+            .min_confidence
+            .unwrap_or_else(|| self.decoder.min_confidence());
+        let raw = self.decoder.decode(&outputs, min_score)?;
+        let kept = match self.decoder.nms_iou() {
+            Some(iou) => nms::nms(raw, iou, self.decoder.max_detections()),
+            None => raw,
+        };
+        let dets = kept
+            .into_iter()
+            .map(|r| {
+                let b = geometry.to_frame(r.bbox);
+                Detection {
+                    label: self.model.label(r.class),
+                    class_id: r.class,
+                    confidence: r.score,
+                    bbox: BBox {
+                        l: b[0],
+                        t: b[1],
+                        w: (b[2] - b[0]).max(0.0),
+                        h: (b[3] - b[1]).max(0.0),
+                    },
+                }
+            })
+            .filter(|d| filter.classes.is_empty() || filter.classes.iter().any(|c| c == &d.label))
+            .collect();
+        Ok((
+            dets,
+            StageTimes {
+                preprocess: Duration::ZERO,
+                infer,
+                decode: t1.elapsed(),
+            },
+        ))
+    }
+
+    /// The bare backend call on a ready tensor: what `bench` calls the ceiling.
+    pub fn infer_only(&self, tensor: &InputTensor) -> Result<(), EngineError> {
+        self.backend.run(tensor).map(|_| ())
+    }
+}

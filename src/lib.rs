@@ -1,0 +1,11 @@
+//! edgelens: on-device video inference for Azure IoT Edge.
+//!
+//! Data flows ingest -> engine -> publish; the module twin is the control plane.
+
+pub mod annotate;
+pub mod engine;
+pub mod ingest;
+pub mod message;
+pub mod model;
+pub mod pipeline;
+pub mod publish;

@@ -1,0 +1,269 @@
+//! A model is described by data: `model.toml` next to its weights and labels.
+//! Nothing outside this module knows how a manifest is laid out on disk.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const MANIFEST_FILE: &str = "model.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model folder {0} does not exist: pass a folder that holds a model.toml (e.g. models/ssdlite-person)")]
+    FolderMissing(PathBuf),
+    #[error("{0} not found: a model folder needs a model.toml manifest next to its weights")]
+    ManifestMissing(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid manifest {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "sha256 mismatch for {path}: manifest says {expected}, file has {actual}; the file is corrupt or was replaced (re-derive it with models/convert)"
+    )]
+    Sha256Mismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelFormat {
+    Onnx,
+    TfFrozen,
+    TfSavedModel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Nhwc,
+    Nchw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+    U8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorOrder {
+    Rgb,
+    Bgr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resize {
+    Stretch,
+    Letterbox,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub name: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub dtype: DType,
+    pub color: ColorOrder,
+    #[serde(default = "default_resize")]
+    pub resize: Resize,
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
+}
+
+fn default_resize() -> Resize {
+    Resize::Stretch
+}
+
+impl InputSpec {
+    /// The tensor shape the backend is fed, batch 1.
+    pub fn shape(&self) -> [usize; 4] {
+        let (w, h) = (self.width as usize, self.height as usize);
+        match self.layout {
+            Layout::Nhwc => [1, h, w, 3],
+            Layout::Nchw => [1, 3, h, w],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub registry: Option<String>,
+    pub package: Option<String>,
+    pub version: Option<String>,
+    pub path: Option<String>,
+    pub sha256: Option<String>,
+    pub conversion: Option<String>,
+}
+
+/// `model.toml` as written on disk. The `[decoder]` table stays untyped here:
+/// each decoder parses its own parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    pub format: ModelFormat,
+    pub file: String,
+    pub sha256: Option<String>,
+    pub labels: Option<String>,
+    pub license: Option<String>,
+    pub license_file: Option<String>,
+    #[serde(default)]
+    pub backends: Vec<String>,
+    /// SavedModel signature to run; `serving_default` when absent.
+    pub signature: Option<String>,
+    #[serde(default)]
+    pub source: SourceInfo,
+    pub input: InputSpec,
+    pub decoder: toml::Table,
+}
+
+/// A manifest plus everything it points to, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub labels: Vec<String>,
+    /// sha256 of the weights as found on disk.
+    pub sha256: String,
+}
+
+impl Model {
+    /// Reads `dir/model.toml`, its labels, and checks the weights' sha256.
+    pub fn load(dir: &Path) -> Result<Model, ModelError> {
+        if !dir.is_dir() {
+            return Err(ModelError::FolderMissing(dir.to_path_buf()));
+        }
+        let manifest_path = dir.join(MANIFEST_FILE);
+        if !manifest_path.is_file() {
+            return Err(ModelError::ManifestMissing(manifest_path));
+        }
+        let text = read_to_string(&manifest_path)?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Invalid {
+            path: manifest_path.clone(),
+            message: e.message().to_string(),
+        })?;
+        let invalid = |message: String| ModelError::Invalid {
+            path: manifest_path.clone(),
+            message,
+        };
+        if manifest.input.width == 0 || manifest.input.height == 0 {
+            return Err(invalid("input width and height must be > 0".into()));
+        }
+        if let Some(std) = manifest.input.std {
+            if std.iter().any(|s| *s == 0.0) {
+                return Err(invalid("input std must not contain 0".into()));
+            }
+        }
+        let weights = dir.join(&manifest.file);
+        if !weights.exists() {
+            return Err(invalid(format!(
+                "file = \"{}\" does not exist in {}",
+                manifest.file,
+                dir.display()
+            )));
+        }
+        let sha256 = sha256_path(&weights)?;
+        if let Some(expected) = &manifest.sha256 {
+            if !expected.eq_ignore_ascii_case(&sha256) {
+                return Err(ModelError::Sha256Mismatch {
+                    path: weights,
+                    expected: expected.clone(),
+                    actual: sha256,
+                });
+            }
+        }
+        let labels = match &manifest.labels {
+            Some(file) => read_to_string(&dir.join(file))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Model {
+            dir: dir.to_path_buf(),
+            manifest,
+            labels,
+            sha256,
+        })
+    }
+
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join(&self.manifest.file)
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(MANIFEST_FILE)
+    }
+
+    pub fn label(&self, class: usize) -> String {
+        self.labels
+            .get(class)
+            .cloned()
+            .unwrap_or_else(|| format!("class{class}"))
+    }
+}
+
+fn read_to_string(path: &Path) -> Result<String, ModelError> {
+    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// sha256 of a file, or of every file in a folder (SavedModel) in sorted path order.
+pub fn sha256_path(path: &Path) -> Result<String, ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut hasher = Sha256::new();
+    if path.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, &mut files).map_err(io)?;
+        files.sort();
+        for f in files {
+            let rel = f.strip_prefix(path).unwrap_or(&f);
+            hasher.update(rel.to_string_lossy().as_bytes());
+            hasher.update([0u8]);
+            hash_file(&f, &mut hasher).map_err(io)?;
+        }
+    } else {
+        hash_file(path, &mut hasher).map_err(io)?;
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn hash_file(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
+    let mut f = std::fs::File::open(path)?;
+    std::io::copy(&mut f, hasher)?;
+    Ok(())
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            collect_files(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
