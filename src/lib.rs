@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod engine;
 pub mod ingest;
 pub mod message;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod publish;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod detect;
+mod run;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,6 +23,10 @@ pub struct Cli {
 enum Command {
     /// Detect objects in still images and print one JSON message per image.
     Detect(detect::DetectArgs),
+    /// Run a video source through the model and publish detections (the main job).
+    Run(run::RunArgs),
+    /// Benchmark backends on a video: decode, inference ceiling, full pipeline.
+    Bench(bench::BenchArgs),
 }
 
 pub fn init_logging() {
@@ -29,11 +35,14 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Detect(args) => detect::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -27,7 +27,7 @@ pub enum EngineError {
     UnknownBackend { backend: String, available: String },
     #[error("backend '{backend}' unavailable: {reason}")]
     BackendUnavailable { backend: String, reason: String },
-    #[error("backend '{backend}' cannot run {format:?} models; pick a backend listed in the model's manifest")]
+    #[error("backend '{backend}' cannot run {format} models; onnx runs on ort or tract, tf-frozen and tf-saved-model on tensorflow")]
     FormatNotSupported {
         backend: String,
         format: ModelFormat,

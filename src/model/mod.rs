@@ -40,6 +40,16 @@ pub enum ModelFormat {
     TfSavedModel,
 }
 
+impl std::fmt::Display for ModelFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::TfFrozen => "tf-frozen",
+            ModelFormat::TfSavedModel => "tf-saved-model",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {

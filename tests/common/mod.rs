@@ -77,3 +77,142 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&p, bytes).expect("write");
     p
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn wait_for_port(port: u16, timeout: std::time::Duration) -> bool {
+    let until = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < until {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real mosquitto on a free loopback port, with its own config; stopped on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<ChildGuard>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut m = Mosquitto {
+            port,
+            dir,
+            child: None,
+        };
+        m.restart();
+        m
+    }
+
+    /// (Re)starts on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let conf = self.dir.path().join("mosquitto.conf");
+        // `user root`: started as root, mosquitto would otherwise drop privileges and fail to read its files.
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                self.port
+            ),
+        )
+        .expect("mosquitto.conf");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mosquitto not installed: run `make deps`");
+        self.child = Some(ChildGuard(child));
+        assert!(
+            wait_for_port(self.port, std::time::Duration::from_secs(10)),
+            "mosquitto did not start"
+        );
+    }
+
+    pub fn stop(&mut self) {
+        self.child = None;
+    }
+}
+
+/// Subscribes to `topic` and collects payloads on a background thread.
+pub struct Collector {
+    pub messages: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+}
+
+impl Collector {
+    pub fn subscribe(port: u16, topic: &str) -> Collector {
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut opts =
+            rumqttc::MqttOptions::new(format!("collector-{}", free_port()), "127.0.0.1", port);
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        opts.set_clean_session(false);
+        let (client, mut connection) = rumqttc::Client::new(opts, 100);
+        client
+            .subscribe(topic, rumqttc::QoS::AtLeastOnce)
+            .expect("subscribe");
+        let sink = messages.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _client = client;
+            for ev in connection.iter() {
+                match ev {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                        let _ = ready_tx.send(());
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        sink.lock()
+                            .expect("lock")
+                            .push((p.topic.clone(), p.payload.to_vec()));
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("collector subscribed");
+        Collector { messages }
+    }
+
+    pub fn count(&self) -> usize {
+        self.messages.lock().expect("lock").len()
+    }
+
+    pub fn wait_for(&self, n: usize, timeout: std::time::Duration) -> usize {
+        let until = std::time::Instant::now() + timeout;
+        while self.count() < n && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.count()
+    }
+}
+
+pub fn sample_video() -> PathBuf {
+    root().join("samples/vtest.mp4")
+}

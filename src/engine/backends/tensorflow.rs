@@ -39,6 +39,10 @@ fn ensure_library() -> Result<(), EngineError> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
+            // TF's C++ logging goes to stderr and drowns ours; keep warnings and errors.
+            if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
+                std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "1");
+            }
             if std::env::var_os("TENSORFLOW_DIR").is_none() {
                 let local = [
                     std::path::PathBuf::from(PROJECT_LOCAL),

@@ -1,0 +1,387 @@
+//! The video pipeline against real GStreamer, a real RTSP server and a real mosquitto.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use common::*;
+use edgelens::engine::{Engine, EngineOptions};
+use edgelens::ingest::{self, IngestConfig};
+use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
+use edgelens::publish::{Outgoing, PublishError, Sink, SinkStats};
+
+struct CountingSink(Arc<AtomicU64>);
+
+impl Sink for CountingSink {
+    fn name(&self) -> &'static str {
+        "count"
+    }
+    fn send(&mut self, _m: Outgoing) -> Result<(), PublishError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn flush(&mut self, _t: Duration) -> usize {
+        0
+    }
+    fn stats(&self) -> SinkStats {
+        SinkStats::default()
+    }
+}
+
+fn engine() -> Engine {
+    Engine::load(&model("ssdlite-person"), &EngineOptions::default()).expect("model")
+}
+
+/// Starts a pipeline whose observer records every inferred frame's PTS.
+fn start(config: IngestConfig) -> (Pipeline, Arc<Mutex<Vec<u64>>>) {
+    let pts = Arc::new(Mutex::new(Vec::new()));
+    let seen = pts.clone();
+    let p = Pipeline::start(
+        config,
+        Arc::new(ArcSwap::from_pointee(engine())),
+        Arc::new(ArcSwap::from_pointee(LiveSettings::default())),
+        Box::new(CountingSink(Arc::new(AtomicU64::new(0)))),
+        PipelineOptions {
+            observer: Some(Arc::new(move |m, _| {
+                seen.lock().expect("lock").push(m.frame.pts_ms)
+            })),
+            ..Default::default()
+        },
+    )
+    .expect("pipeline starts");
+    (p, pts)
+}
+
+#[test]
+fn sample_video_produces_person_messages() {
+    let out = run(bin()
+        .args(["run", "--metrics-addr", "off", "--source"])
+        .arg(sample_video())
+        .arg("--model")
+        .arg(model("ssdlite-person")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let msgs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert!(
+        msgs.len() > 500,
+        "only {} messages on 795 frames of pedestrians",
+        msgs.len()
+    );
+    let persons = msgs
+        .iter()
+        .flat_map(|m| m["inferences"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["entity"]["tag"]["value"] == "person")
+        .count();
+    assert!(
+        persons > msgs.len(),
+        "{persons} person detections in {} messages",
+        msgs.len()
+    );
+    assert_eq!(msgs[0]["source"], "vtest.mp4");
+    assert_eq!(msgs[0]["frame"]["width"], 768);
+    assert_eq!(msgs[0]["frame"]["height"], 576);
+    // Lossless file mode: PTS strictly increasing, 100 ms apart at 10 fps.
+    let pts: Vec<u64> = msgs
+        .iter()
+        .map(|m| m["frame"]["pts_ms"].as_u64().expect("pts"))
+        .collect();
+    assert!(pts.windows(2).all(|w| w[1] > w[0]), "PTS not increasing");
+}
+
+#[test]
+fn test_preset_frames_arrive_in_pts_order() {
+    let mut set = BTreeMap::new();
+    set.insert("num_buffers".to_string(), "45".to_string());
+    set.insert("fps".to_string(), "30".to_string());
+    let spec = ingest::resolve("test", &set, None).expect("preset");
+    let mut config = IngestConfig::for_model(spec, engine().input_spec());
+    config.fail_fast = true; // the live source ends after 45 buffers: stop there
+    let (p, pts) = start(config);
+    let report = p.wait();
+    assert!(
+        report.ingest.is_err(),
+        "a fail-fast live source reports its end"
+    );
+    let pts = pts.lock().expect("lock").clone();
+    assert!(pts.len() >= 20, "only {} frames inferred", pts.len());
+    assert!(
+        pts.windows(2).all(|w| w[1] > w[0]),
+        "PTS out of order: {pts:?}"
+    );
+}
+
+fn start_rtsp(port: u16) -> ChildGuard {
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .arg(root().join("tests/support/rtsp_server.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rtsp server (python3-gi, gir1.2-gst-rtsp-server-1.0: run make deps)");
+    let mut ready = [0u8; 5];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut ready)
+        .expect("rtsp server READY");
+    assert_eq!(&ready, b"READY");
+    ChildGuard(child)
+}
+
+#[test]
+fn rtsp_source_survives_server_restart() {
+    let port = free_port();
+    let server = start_rtsp(port);
+    let spec = ingest::resolve(
+        &format!("rtsp://127.0.0.1:{port}/test"),
+        &BTreeMap::new(),
+        None,
+    )
+    .expect("rtsp");
+    assert!(spec.live);
+    let mut config = IngestConfig::for_model(spec, engine().input_spec());
+    config.max_backoff = Duration::from_secs(2);
+    config.stall_timeout = Duration::from_secs(3);
+    let (p, _pts) = start(config);
+    let stats = p.stats.clone();
+    let frames = || stats.ingest.frames_in.load(Ordering::SeqCst);
+    let wait = |n: u64, secs: u64| {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while frames() < n && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        frames()
+    };
+    assert!(wait(15, 20) >= 15, "no frames from the RTSP server");
+    drop(server); // the camera goes away
+    std::thread::sleep(Duration::from_secs(2));
+    let during = frames();
+    let _server = start_rtsp(port);
+    let killed_at = Instant::now();
+    let after = wait(during + 15, 40);
+    assert!(
+        after >= during + 15,
+        "frames did not resume: {during} -> {after}"
+    );
+    assert!(stats.ingest.restarts.load(Ordering::SeqCst) >= 1);
+    eprintln!(
+        "rtsp: {during} frames before the kill, resumed {:.1} s after restart, {} restarts",
+        killed_at.elapsed().as_secs_f32(),
+        stats.ingest.restarts.load(Ordering::SeqCst)
+    );
+    p.stop();
+    assert!(p.wait().ingest.is_ok());
+}
+
+/// Messages the stdout sink prints for the sample: the reference count for the MQTT test.
+fn stdout_messages() -> Vec<serde_json::Value> {
+    let out = run(bin()
+        .args(["run", "--metrics-addr", "off", "--source"])
+        .arg(sample_video()));
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+#[test]
+fn mqtt_sink_delivers_every_message_to_mosquitto() {
+    let broker = Mosquitto::start();
+    let collector = Collector::subscribe(broker.port, "edgelens/test");
+    let out = run(bin()
+        .args([
+            "run",
+            "--metrics-addr",
+            "off",
+            "--topic",
+            "edgelens/test",
+            "--mqtt",
+        ])
+        .arg(format!("mqtt://127.0.0.1:{}", broker.port))
+        .arg("--source")
+        .arg(sample_video()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "the MQTT sink must not print messages"
+    );
+    let expected = stdout_messages();
+    let got = collector.wait_for(expected.len(), Duration::from_secs(10));
+    assert_eq!(
+        got,
+        expected.len(),
+        "broker got {got} of {} messages",
+        expected.len()
+    );
+    let msgs = collector.messages.lock().expect("lock");
+    let pts: Vec<u64> = msgs
+        .iter()
+        .map(|(_, p)| {
+            serde_json::from_slice::<serde_json::Value>(p).expect("json")["frame"]["pts_ms"]
+                .as_u64()
+                .expect("pts")
+        })
+        .collect();
+    assert!(pts.windows(2).all(|w| w[1] > w[0]), "messages out of order");
+}
+
+#[test]
+fn sigterm_exits_within_5s_and_flushes_queued_messages() {
+    let broker = Mosquitto::start();
+    let collector = Collector::subscribe(broker.port, "edgelens/term");
+    let child = bin()
+        .args([
+            "run",
+            "--metrics-addr",
+            "off",
+            "--realtime",
+            "--topic",
+            "edgelens/term",
+            "--mqtt",
+        ])
+        .arg(format!("mqtt://127.0.0.1:{}", broker.port))
+        .arg("--source")
+        .arg(sample_video())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut child = ChildGuard(child);
+    std::thread::sleep(Duration::from_secs(4));
+    let sent_at = Instant::now();
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(s) = child.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            sent_at.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = sent_at.elapsed();
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("stopped"))
+        .expect("final stats line");
+    let field = |k: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k}= in {line}"))
+    };
+    let (messages, undelivered) = (field("messages"), field("undelivered"));
+    assert!(messages > 10, "{line}");
+    assert_eq!(undelivered, 0, "{line}");
+    let got = collector.wait_for(messages as usize, Duration::from_secs(5));
+    assert_eq!(
+        got as u64, messages,
+        "broker got {got} of {messages} accepted messages"
+    );
+    eprintln!(
+        "SIGTERM: exited in {} ms with {messages} messages, all delivered",
+        took.as_millis()
+    );
+}
+
+#[test]
+fn bad_sources_fail_clearly() {
+    let bench_out = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        ("webcam", "unknown source or preset 'webcam'"),
+        ("/no/such/clip.mp4", "not found"),
+        ("tests/data/not-an-image.jpg", "failed"),
+    ];
+    for (source, expect) in cases {
+        let out = run(bin().current_dir(root()).args([
+            "run",
+            "--metrics-addr",
+            "off",
+            "--source",
+            source,
+        ]));
+        assert_clean_failure(&out, &[expect]);
+        let out = run(bin()
+            .current_dir(root())
+            .args([
+                "bench", "--quiet", "--frames", "10", "--video", source, "--out",
+            ])
+            .arg(bench_out.path()));
+        assert_clean_failure(&out, &[expect]);
+    }
+}
+
+#[test]
+fn unreachable_rtsp_retries_in_run_and_fails_fast_in_bench() {
+    let port = free_port(); // nothing listens here
+    let url = format!("rtsp://127.0.0.1:{port}/none");
+    let out = run(bin().args(["bench", "--quiet", "--frames", "10", "--video", &url]));
+    assert_clean_failure(&out, &["127.0.0.1"]);
+
+    let child = bin()
+        .args(["run", "--metrics-addr", "off", "--source", &url])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut child = ChildGuard(child);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        child.0.try_wait().expect("wait").is_none(),
+        "run gave up on an unreachable camera"
+    );
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let status = child.0.wait().expect("wait");
+    let mut stderr = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let retries: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("reconnecting"))
+        .collect();
+    assert!(retries.len() >= 2, "expected logged retries: {stderr}");
+    assert!(
+        retries[1].contains("retry_in_s=2"),
+        "backoff should double: {stderr}"
+    );
+    assert!(
+        status.success(),
+        "SIGTERM while retrying exits cleanly: {status:?}"
+    );
+}
