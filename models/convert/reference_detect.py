@@ -3,8 +3,9 @@
 
 This is the executable specification the Rust engine is checked against:
 preprocess (stretch/letterbox resize with PIL bilinear, colour order, mean/std,
-layout), run (onnxruntime for format "onnx", TensorFlow for "tf-frozen"),
-decode ("ssd-anchors", "ssd-postprocessed", "nanodet"), class-aware NMS.
+layout), run (onnxruntime for format "onnx", TensorFlow for "tf-frozen" and
+"tf-saved-model" (signature keys)),
+decode ("ssd-anchors", "ssd-postprocessed", "nanodet", "yolov8"), class-aware NMS.
 
 Usage:
   reference_detect.py [--markdown] [--min-confidence X] MODEL_DIR [MODEL_DIR...] -- IMAGE [IMAGE...]
@@ -52,6 +53,11 @@ class Model:
                 tf.import_graph_def(gd, name="")
             self.sess = tf.compat.v1.Session(graph=g)
             self.run = self._run_tf
+        elif fmt == "tf-saved-model":
+            import tensorflow as tf
+            sig = self.m.get("signature", "serving_default")
+            self.sess = tf.saved_model.load(self.path).signatures[sig]
+            self.run = self._run_tf_saved_model
         else:
             raise SystemExit(f"{self.name}: format {fmt!r} not supported here")
 
@@ -63,6 +69,8 @@ class Model:
             return [d["boxes"], d["scores"], d["classes"], d["num_detections"]]
         if d["kind"] == "nanodet":
             return list(d["scores"]) + list(d["boxes"])
+        if d["kind"] == "yolov8":
+            return [d["output"]]
         raise SystemExit(f"unknown decoder {d['kind']}")
 
     def _run_ort(self, x):
@@ -71,6 +79,11 @@ class Model:
     def _run_tf(self, x):
         names = self.output_names()
         return dict(zip(names, self.sess.run(names, {self.inp["name"]: x})))
+
+    def _run_tf_saved_model(self, x):
+        # input and output names are the signature's keys, not tensor names
+        r = self.sess(**{self.inp["name"]: x})
+        return {n: r[n].numpy() for n in self.output_names()}
 
 
 # ---------------------------------------------------------------- preprocess
@@ -217,6 +230,28 @@ def decode_nanodet(model, outs):
     return nms(dets, d["nms_iou"])
 
 
+def decode_yolov8(model, outs):
+    """Ultralytics YOLOv8 export: [1, 4+C, N] (or [1, N, 4+C]); rows cx, cy, w, h in input pixels,
+    then C class scores (already sigmoid). Each candidate keeps its best class (as Ultralytics'
+    non_max_suppression with multi_label=False); boxes clamped to the input; class-aware NMS."""
+    d = model.dec
+    W, H = model.inp["width"], model.inp["height"]
+    c = 4 + d["num_classes"]
+    a = np.squeeze(outs[d["output"]].astype(np.float32), 0)
+    if a.shape[0] != c:
+        a = a.T
+    if a.shape[0] != c:
+        raise SystemExit(f"{model.name}: output shape {outs[d['output']].shape} does not fit num_classes")
+    cls = a[4:].argmax(0)
+    score = a[4:].max(0)
+    cx, cy, w, h = a[0], a[1], a[2], a[3]
+    x1, x2 = np.clip((cx - w / 2) / W, 0, 1), np.clip((cx + w / 2) / W, 0, 1)
+    y1, y2 = np.clip((cy - h / 2) / H, 0, 1), np.clip((cy + h / 2) / H, 0, 1)
+    dets = [(int(cls[i]), float(score[i]), np.asarray([x1[i], y1[i], x2[i], y2[i]], np.float32))
+            for i in np.nonzero(score >= d.get("min_confidence", 0.25))[0]]
+    return nms(dets, d["nms_iou"])[: d.get("max_detections", 100)]
+
+
 def iou(a, b):
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -236,7 +271,7 @@ def nms(dets, thr):
 
 
 DECODERS = {"ssd-anchors": decode_ssd_anchors, "ssd-postprocessed": decode_ssd_postprocessed,
-            "nanodet": decode_nanodet}
+            "nanodet": decode_nanodet, "yolov8": decode_yolov8}
 
 
 def detect(model, image_path):

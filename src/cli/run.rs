@@ -80,6 +80,18 @@ pub struct RunArgs {
     /// Source name used in messages (default: derived from --source).
     #[arg(long)]
     pub name: Option<String>,
+    /// Module mode: where downloaded models are cached.
+    #[arg(long, env = "EDGELENS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Module mode: largest model download accepted, in MB.
+    #[arg(long, default_value_t = 512)]
+    pub max_model_mb: u64,
+    /// Module mode: how often stats go to reported properties, in seconds.
+    #[arg(long, env = "EDGELENS_STATS_INTERVAL_SECS", default_value_t = 60)]
+    pub stats_interval: u64,
+    /// Never enter module mode, even when IoT Edge variables are present.
+    #[arg(long)]
+    pub no_module: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -108,7 +120,58 @@ pub fn load_engine(args: &ModelArgs) -> anyhow::Result<Engine> {
     )?)
 }
 
+/// Module mode: EdgeHub publishing and the twin as control plane.
+fn run_module(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let params: BTreeMap<String, String> = args.source.set.iter().cloned().collect();
+    let (mut initial, models_dir) = edgelens::control::initial_config(
+        &args.model.model,
+        args.model.backend.clone(),
+        args.model.threads,
+        &args.source.source,
+        params,
+    );
+    if args.min_confidence.is_some() || !args.classes.is_empty() {
+        initial.detection = Some(edgelens::control::config::DetectionConfig {
+            min_confidence: args.min_confidence.map(f64::from),
+            classes: (!args.classes.is_empty()).then(|| args.classes.clone()),
+        });
+    }
+    let metrics =
+        if args.metrics_addr == "off" {
+            None
+        } else {
+            Some(args.metrics_addr.parse().with_context(|| {
+                format!("--metrics-addr '{}' is not HOST:PORT", args.metrics_addr)
+            })?)
+        };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    edgelens::control::run_module(
+        edgelens::control::ModuleOptions {
+            initial,
+            models_dir,
+            cache_dir: args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("edgelens-models")),
+            max_model_bytes: args.max_model_mb * 1024 * 1024,
+            queue_capacity: args.queue,
+            stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+            presets_dir: args.source.presets.clone(),
+            metrics,
+            realtime: args.source.realtime,
+        },
+        stop,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if edgelens::edgehub::ModuleIdentity::present() && !args.no_module && args.mqtt.is_none() {
+        return run_module(args);
+    }
     if let Some(c) = args.min_confidence {
         anyhow::ensure!(
             (0.0..=1.0).contains(&c),

@@ -215,7 +215,12 @@ async fn run(
     };
     let mut backoff = Duration::from_millis(500);
     while !shared.stop.load(Ordering::SeqCst) {
-        let reason = match connect_options(&config) {
+        // Credentials may block (workload API over a socket): keep them off the event loop.
+        let cfg = config.clone();
+        let opts = tokio::task::spawn_blocking(move || connect_options(&cfg))
+            .await
+            .unwrap_or_else(|_| Err("credential provider panicked".to_string()));
+        let reason = match opts {
             Ok(opts) => {
                 let (client, eventloop) = AsyncClient::new(opts, config.max_inflight * 2 + 16);
                 let (reason, was_connected) =

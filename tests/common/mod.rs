@@ -216,3 +216,4 @@ impl Collector {
 pub fn sample_video() -> PathBuf {
     root().join("samples/vtest.mp4")
 }
+pub mod edgehub;
