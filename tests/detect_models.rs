@@ -53,6 +53,26 @@ fn nanodet_finds_person_on_messi() {
 }
 
 #[test]
+fn yolov8_decoder_runs_on_the_proxy_graph() {
+    // Untrained weights: this checks shapes, letterbox mapping and NMS, not accuracy.
+    let dets = detect("yolov8n-proxy", "ort", "astronaut.png");
+    assert!(
+        !dets.is_empty() && dets.len() <= 100,
+        "{} detections",
+        dets.len()
+    );
+    for d in &dets {
+        assert!(
+            d.bbox.l >= 0.0
+                && d.bbox.t >= 0.0
+                && d.bbox.l + d.bbox.w <= 1.0001
+                && d.bbox.t + d.bbox.h <= 1.0001,
+            "{d:?}"
+        );
+    }
+}
+
+#[test]
 fn ssd_postprocessed_graph_matches_cut_graph_decoding() {
     // The full TF OD API graph (NMS inside) against our anchor decoder on the cut graph.
     for image in ["astronaut.png", "messi5.jpg", "vtest-frame.png"] {
@@ -71,7 +91,13 @@ fn ort_and_tract_agree_on_every_model_and_image() {
         "chelsea.png",
         "vtest-frame.png",
     ];
-    for model in ["ssdlite-person", "ssd-mobilenetv2-oidv4", "nanodet-m"] {
+    // yolov8n-proxy is untrained: it only proves the yolov8 decoder and letterbox path agree.
+    for model in [
+        "ssdlite-person",
+        "ssd-mobilenetv2-oidv4",
+        "nanodet-m",
+        "yolov8n-proxy",
+    ] {
         for image in images {
             let a = detect(model, "ort", image);
             let b = detect(model, "tract", image);

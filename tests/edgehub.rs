@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use common::edgehub::*;
 use serde_json::{json, Value};
 
+/// (client id, username, token check) per CONNECT the broker saw.
+type Connects = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Result<u64, String>)>>>;
+
 fn initial_desired() -> Value {
     json!({
         "model": {"name": "ssdlite-person", "backend": "ort", "threads": 1},
@@ -174,6 +177,7 @@ fn model_swap_while_frames_flow() {
     let swaps = [
         json!({"model": {"name": "ssd-mobilenetv2-oidv4", "backend": "ort"}}),
         json!({"model": {"name": "ssdlite-person", "backend": "tract"}}),
+        json!({"model": {"name": "ssdlite-person-tf", "backend": "tensorflow"}}),
         json!({"model": {"name": "ssdlite-person", "backend": "ort"}}),
     ];
     for patch in swaps {
@@ -280,8 +284,7 @@ fn sas_token_checked_by_a_broker_auth_hook() {
     let ca = TestCa::new();
     let workload = WorkloadServer::start(&ca.ca_pem);
     let port = common::free_port();
-    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Result<u64, String>)>>> =
-        Default::default();
+    let seen: Connects = Default::default();
     let config_toml = format!(
         r#"id = 0
 [router]
@@ -543,10 +546,7 @@ fn malformed_desired_patches_leave_the_running_config_alone() {
         };
         assert!(!reason.is_empty(), "{shown}: no reason reported");
         // The old model and config keep running.
-        assert_eq!(
-            ready_sha(&h).is_empty() || expect == "failed" || ready_sha(&h) == good_sha,
-            true
-        );
+        assert_eq!(ready_sha(&h), good_sha, "{shown}");
         let reported = h.hub.reported();
         assert_eq!(
             reported["config"]["model"]["name"], good_config["model"]["name"],

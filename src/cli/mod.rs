@@ -24,7 +24,7 @@ enum Command {
     /// Detect objects in still images and print one JSON message per image.
     Detect(detect::DetectArgs),
     /// Run a video source through the model and publish detections (the main job).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Benchmark backends on a video: decode, inference ceiling, full pipeline.
     Bench(bench::BenchArgs),
 }
@@ -44,7 +44,7 @@ pub fn init_logging() {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Detect(args) => detect::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -277,4 +277,9 @@ impl Engine {
     pub fn infer_only(&self, tensor: &InputTensor) -> Result<(), EngineError> {
         self.backend.run(tensor).map(|_| ())
     }
+
+    /// Raw output tensors, for decoder benchmarks and debugging.
+    pub fn raw_outputs(&self, tensor: &InputTensor) -> Result<backend::Outputs, EngineError> {
+        self.backend.run(tensor)
+    }
 }

@@ -175,7 +175,7 @@ impl Model {
             return Err(invalid("input width and height must be > 0".into()));
         }
         if let Some(std) = manifest.input.std {
-            if std.iter().any(|s| *s == 0.0) {
+            if std.contains(&0.0) {
                 return Err(invalid("input std must not contain 0".into()));
             }
         }

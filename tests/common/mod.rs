@@ -159,9 +159,12 @@ impl Mosquitto {
     }
 }
 
+/// (topic, payload) pairs a collector received.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// Subscribes to `topic` and collects payloads on a background thread.
 pub struct Collector {
-    pub messages: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    pub messages: Received,
 }
 
 impl Collector {
