@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/edgelens
 MODEL ?= models/ssdlite-person
 BACKEND ?= ort
 
-.PHONY: deps build run detect test bench lint fmt clippy clean
+.PHONY: deps build run detect bench-video test bench lint fmt clippy clean
 
 deps:
 	@scripts/deps.sh
@@ -17,14 +17,22 @@ deps:
 build: deps
 	$(CARGO) build --release --locked
 
-# The main job: detect on the bundled sample images with the bundled model.
+# The main job: the bundled sample video through the bundled model, messages on stdout.
 run: build
-	$(BIN) detect --model $(MODEL) --backend $(BACKEND) tests/data/astronaut.png tests/data/messi5.jpg tests/data/vtest-frame.png
+	$(BIN) run --source samples/vtest.mp4 --model $(MODEL) --backend $(BACKEND) --metrics-addr 127.0.0.1:9600
+
+# Still images, annotated into out/annotated.
+detect: build
+	$(BIN) detect --model $(MODEL) --backend $(BACKEND) --annotate out/annotated tests/data/astronaut.png tests/data/messi5.jpg tests/data/vtest-frame.png
+
+# Compare backends on the sample video: table on stdout, bench-out/bench.json and bench.png.
+bench-video: build
+	$(BIN) bench --model $(MODEL) --backend ort,tract --video samples/vtest.mp4 --frames 300
 
 test: deps
 	$(CARGO) test --release --locked -- --test-threads=2
 
-bench: build
+bench: deps
 	$(CARGO) bench --locked --bench engine
 
 lint: fmt clippy
