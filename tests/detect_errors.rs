@@ -113,21 +113,13 @@ fn unknown_backend() {
 
 #[test]
 fn detect_prints_one_schema_message_per_image() {
-    let out = run(bin()
-        .args(["detect", "--model"])
-        .arg(model("ssdlite-person"))
-        .arg(data("astronaut.png"))
-        .arg(data("messi5.jpg")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let msgs = common::json_lines(
+        bin()
+            .args(["detect", "--model"])
+            .arg(model("ssdlite-person"))
+            .arg(data("astronaut.png"))
+            .arg(data("messi5.jpg")),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let msgs: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
     assert_eq!(msgs.len(), 2);
     for m in &msgs {
         assert_eq!(m["model"]["name"], "ssdlite-person");

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,25 +14,7 @@ use common::*;
 use edgelens::engine::{Engine, EngineOptions};
 use edgelens::ingest::{self, IngestConfig};
 use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
-use edgelens::publish::{Outgoing, PublishError, Sink, SinkStats};
-
-struct CountingSink(Arc<AtomicU64>);
-
-impl Sink for CountingSink {
-    fn name(&self) -> &'static str {
-        "count"
-    }
-    fn send(&mut self, _m: Outgoing) -> Result<(), PublishError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-    fn flush(&mut self, _t: Duration) -> usize {
-        0
-    }
-    fn stats(&self) -> SinkStats {
-        SinkStats::default()
-    }
-}
+use edgelens::publish::CountingSink;
 
 fn engine() -> Engine {
     Engine::load(&model("ssdlite-person"), &EngineOptions::default()).expect("model")
@@ -46,7 +28,7 @@ fn start(config: IngestConfig) -> (Pipeline, Arc<Mutex<Vec<u64>>>) {
         config,
         Arc::new(ArcSwap::from_pointee(engine())),
         Arc::new(ArcSwap::from_pointee(LiveSettings::default())),
-        Box::new(CountingSink(Arc::new(AtomicU64::new(0)))),
+        Box::new(CountingSink::default()),
         PipelineOptions {
             observer: Some(Arc::new(move |m, _| {
                 seen.lock().expect("lock").push(m.frame.pts_ms)
@@ -60,21 +42,13 @@ fn start(config: IngestConfig) -> (Pipeline, Arc<Mutex<Vec<u64>>>) {
 
 #[test]
 fn sample_video_produces_person_messages() {
-    let out = run(bin()
-        .args(["run", "--metrics-addr", "off", "--source"])
-        .arg(sample_video())
-        .arg("--model")
-        .arg(model("ssdlite-person")));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let msgs = json_lines(
+        bin()
+            .args(["run", "--metrics-addr", "off", "--source"])
+            .arg(sample_video())
+            .arg("--model")
+            .arg(model("ssdlite-person")),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let msgs: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
     assert!(
         msgs.len() > 500,
         "only {} messages on 795 frames of pedestrians",
@@ -189,14 +163,11 @@ fn rtsp_source_survives_server_restart() {
 
 /// Messages the stdout sink prints for the sample: the reference count for the MQTT test.
 fn stdout_messages() -> Vec<serde_json::Value> {
-    let out = run(bin()
-        .args(["run", "--metrics-addr", "off", "--source"])
-        .arg(sample_video()));
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+    json_lines(
+        bin()
+            .args(["run", "--metrics-addr", "off", "--source"])
+            .arg(sample_video()),
+    )
 }
 
 #[test]
@@ -281,14 +252,7 @@ fn sigterm_exits_within_5s_and_flushes_queued_messages() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let took = sent_at.elapsed();
-    let mut stderr = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    let stderr = read_stderr(&mut child);
     assert!(status.success(), "exit {status:?}: {stderr}");
     let line = stderr
         .lines()
@@ -363,14 +327,7 @@ fn unreachable_rtsp_retries_in_run_and_fails_fast_in_bench() {
     );
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let status = child.0.wait().expect("wait");
-    let mut stderr = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
+    let stderr = read_stderr(&mut child);
     let retries: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("reconnecting"))

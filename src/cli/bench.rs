@@ -18,7 +18,7 @@ use serde::Serialize;
 use edgelens::engine::{preprocess, DetectionFilter, Engine, EngineOptions, StageTimes};
 use edgelens::ingest::{FrameSink, Ingest, IngestConfig, IngestStats, Mode};
 use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
-use edgelens::publish::{Outgoing, PublishError, Sink, SinkStats};
+use edgelens::publish::CountingSink;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -59,6 +59,8 @@ struct BackendResult {
     load_ms: f64,
     decode_fps: f64,
     ceiling_fps: f64,
+    /// Per-call times of the bare backend on one ready tensor.
+    ceiling_ms: Percentiles,
     pipeline_fps: f64,
     pipeline_over_ceiling: f64,
     /// Pipeline start to the first inferred frame (GStreamer preroll, first decode).
@@ -82,28 +84,6 @@ struct Report {
     host: String,
     cores: usize,
     results: Vec<BackendResult>,
-}
-
-/// Counts what the pipeline delivers; the bench needs no output.
-struct NullSink(Arc<AtomicU64>);
-
-impl Sink for NullSink {
-    fn name(&self) -> &'static str {
-        "null"
-    }
-    fn send(&mut self, _msg: Outgoing) -> Result<(), PublishError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    fn flush(&mut self, _timeout: Duration) -> usize {
-        0
-    }
-    fn stats(&self) -> SinkStats {
-        SinkStats {
-            published: self.0.load(Ordering::Relaxed),
-            ..Default::default()
-        }
-    }
 }
 
 fn ms_hist() -> Histogram<u64> {
@@ -202,11 +182,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         // Half before and half after the pipeline: load drift on a shared box hits both alike.
         let half = args.frames / 2;
-        let ceiling_time = |n: u64| -> anyhow::Result<Duration> {
+        let mut ceiling_hist = ms_hist();
+        let mut ceiling_time = |n: u64| -> anyhow::Result<Duration> {
             let pb = progress(args.quiet, n, &format!("{backend}: ceiling"));
             let t = Instant::now();
             for _ in 0..n {
+                let one = Instant::now();
                 engine.infer_only(&tensor)?;
+                let _ = ceiling_hist.record((one.elapsed().as_micros() as u64).max(1));
                 pb.inc(1);
             }
             pb.finish_and_clear();
@@ -226,7 +209,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             );
             let t = Instant::now();
             for _ in 0..(args.frames - half) {
+                let one = Instant::now();
                 e.infer_only(&tensor)?;
+                let _ = ceiling_hist.record((one.elapsed().as_micros() as u64).max(1));
                 pb.inc(1);
             }
             pb.finish_and_clear();
@@ -241,6 +226,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             load_ms: (load_ms * 10.0).round() / 10.0,
             decode_fps: round1(decode_fps),
             ceiling_fps: round1(ceiling_fps),
+            ceiling_ms: pct(&ceiling_hist),
             pipeline_fps: round1(pipeline_fps),
             pipeline_over_ceiling: (pipeline_fps / ceiling_fps * 1000.0).round() / 1000.0,
             startup_ms: round1(r.startup.as_secs_f64() * 1e3),
@@ -396,7 +382,7 @@ fn full_pipeline(
             max_fps: None,
             source_name: "bench".into(),
         })),
-        Box::new(NullSink(Arc::new(AtomicU64::new(0)))),
+        Box::new(CountingSink::default()),
         PipelineOptions {
             observer: Some(observer),
             ..Default::default()
@@ -446,13 +432,15 @@ fn print_table(r: &Report) {
         r.model, r.model_version, r.video, r.frames, r.cores, r.host
     );
     println!(
-        "{:<10} {:>3} {:>9} {:>9} {:>9} {:>6} {:>17} {:>17} {:>17} {:>17} {:>8} {:>8}",
+        "{:<10} {:>3} {:>9} {:>9} {:>8} {:>9} {:>6} {:>8} {:>17} {:>17} {:>17} {:>20} {:>8} {:>8}",
         "backend",
         "thr",
         "decode",
         "ceiling",
+        "ceil p50",
         "pipeline",
         "ratio",
+        "start ms",
         "pre p50/95/99",
         "infer p50/95/99",
         "dec+nms p50/95/99",
@@ -463,11 +451,12 @@ fn print_table(r: &Report) {
     let p = |p: &Percentiles| format!("{:.2}/{:.2}/{:.2}", p.p50, p.p95, p.p99);
     for b in &r.results {
         println!(
-            "{:<10} {:>3} {:>9.1} {:>9.1} {:>9.1} {:>6.3} {:>8.0} {:>17} {:>17} {:>17} {:>17} {:>8.4} {:>8.1}",
+            "{:<10} {:>3} {:>9.1} {:>9.1} {:>8.2} {:>9.1} {:>6.3} {:>8.0} {:>17} {:>17} {:>17} {:>20} {:>8.4} {:>8.1}",
             b.backend,
             b.threads,
             b.decode_fps,
             b.ceiling_fps,
+            b.ceiling_ms.p50,
             b.pipeline_fps,
             b.pipeline_over_ceiling,
             b.startup_ms,

@@ -34,6 +34,32 @@ pub struct SinkStats {
     pub queued: u64,
 }
 
+/// Counts messages and drops them: benchmarks and tests that need no output.
+#[derive(Debug, Default, Clone)]
+pub struct CountingSink(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Sink for CountingSink {
+    fn name(&self) -> &'static str {
+        "count"
+    }
+
+    fn send(&mut self, _msg: Outgoing) -> Result<(), PublishError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&mut self, _timeout: Duration) -> usize {
+        0
+    }
+
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            published: self.0.load(std::sync::atomic::Ordering::Relaxed),
+            ..Default::default()
+        }
+    }
+}
+
 pub trait Sink: Send {
     fn name(&self) -> &'static str;
     /// Accepts a message. Sinks that queue (MQTT) return at once.

@@ -220,3 +220,27 @@ pub fn sample_video() -> PathBuf {
     root().join("samples/vtest.mp4")
 }
 pub mod edgehub;
+
+/// Runs a command that must succeed and parses its stdout as JSON lines.
+pub fn json_lines(cmd: &mut Command) -> Vec<serde_json::Value> {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// Takes a piped child's whole stderr.
+pub fn read_stderr(child: &mut ChildGuard) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}

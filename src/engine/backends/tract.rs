@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
@@ -14,6 +15,8 @@ type Plan = Arc<TypedRunnableModel>;
 struct TractBackend {
     plan: Plan,
     outputs: Vec<String>,
+    /// A private pool for --threads > 1; tract runs single-threaded otherwise.
+    executor: Option<Executor>,
 }
 
 pub fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
@@ -101,15 +104,11 @@ pub fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
         .into_optimized()
         .and_then(|m| m.into_runnable())
         .map_err(err)?;
-    if req.threads > 1 {
-        tracing::debug!(
-            threads = req.threads,
-            "tract runs single-threaded; --threads is ignored"
-        );
-    }
+    let executor = (req.threads > 1).then(|| Executor::multithread(req.threads));
     Ok(Box::new(TractBackend {
         plan,
         outputs: req.outputs.clone(),
+        executor,
     }))
 }
 
@@ -122,7 +121,13 @@ impl Backend for TractBackend {
             InputTensor::F32(a) => a.clone().into(),
             InputTensor::U8(a) => a.clone().into(),
         };
-        let results = self.plan.run(tvec!(tensor.into())).map_err(err)?;
+        let results = match &self.executor {
+            Some(pool) => {
+                multithread_tract_scope(pool.clone(), || self.plan.run(tvec!(tensor.into())))
+            }
+            None => self.plan.run(tvec!(tensor.into())),
+        }
+        .map_err(err)?;
         let mut out = Outputs::default();
         for (name, value) in self.outputs.iter().zip(results.iter()) {
             let as_f32 = value.cast_to::<f32>().map_err(err)?;
