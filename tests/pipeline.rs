@@ -342,3 +342,86 @@ fn unreachable_rtsp_retries_in_run_and_fails_fast_in_bench() {
         "SIGTERM while retrying exits cleanly: {status:?}"
     );
 }
+
+#[test]
+fn max_fps_skips_frames_and_counts_them() {
+    let mut set = BTreeMap::new();
+    set.insert("num_buffers".to_string(), "60".to_string());
+    set.insert("fps".to_string(), "30".to_string());
+    let spec = ingest::resolve("test", &set, None).expect("preset");
+    let mut config = IngestConfig::for_model(spec, engine().input_spec());
+    config.fail_fast = true;
+    let pts = Arc::new(Mutex::new(Vec::new()));
+    let seen = pts.clone();
+    let p = Pipeline::start(
+        config,
+        Arc::new(ArcSwap::from_pointee(engine())),
+        Arc::new(ArcSwap::from_pointee(LiveSettings {
+            max_fps: Some(5.0),
+            ..Default::default()
+        })),
+        Box::new(CountingSink::default()),
+        PipelineOptions {
+            observer: Some(Arc::new(move |m, _| {
+                seen.lock().expect("lock").push(m.frame.pts_ms)
+            })),
+            ..Default::default()
+        },
+    )
+    .expect("pipeline");
+    let stats = p.stats.clone();
+    let _ = p.wait();
+    let pts = pts.lock().expect("lock").clone();
+    let skipped = stats.frames_skipped.load(Ordering::SeqCst);
+    // 60 frames at 30 fps = 2 s of stream at 5 fps: about 10 inferred, the rest skipped.
+    assert!(
+        (8..=12).contains(&pts.len()),
+        "inferred {} frames: {pts:?}",
+        pts.len()
+    );
+    assert!(pts.windows(2).all(|w| w[1] - w[0] >= 190), "{pts:?}");
+    assert!(skipped >= 40, "only {skipped} skipped");
+}
+
+#[test]
+fn metrics_endpoint_serves_prometheus_text() {
+    use std::io::Write;
+    let port = free_port();
+    let child = bin()
+        .args(["run", "--realtime", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--source")
+        .arg(sample_video())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let _child = ChildGuard(child);
+    assert!(
+        wait_for_port(port, Duration::from_secs(10)),
+        "metrics port never opened"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("response");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for metric in [
+        "edgelens_frames_in_total",
+        "edgelens_frames_dropped_total",
+        "edgelens_frames_inferred_total",
+        "edgelens_inference_seconds_bucket",
+        "edgelens_messages_published_total",
+        "edgelens_model_info{backend=\"ort\",model=\"ssdlite-person\",version=\"1\"} 1",
+    ] {
+        assert!(body.contains(metric), "{metric} missing:\n{body}");
+    }
+    let inferred: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("edgelens_frames_inferred_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("inferred count");
+    assert!(inferred > 5.0, "{inferred}");
+}
