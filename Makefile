@@ -45,3 +45,4 @@ clippy:
 
 clean:
 	$(CARGO) clean
+include mk/images.mk

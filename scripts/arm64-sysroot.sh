@@ -5,7 +5,8 @@
 # a private state folder, downloads them, and `dpkg-deb -x` unpacks them into the sysroot.
 #
 # Usage:
-#   scripts/arm64-sysroot.sh [DIR]          build (idempotent; default DIR: .deps/arm64-sysroot)
+#   scripts/arm64-sysroot.sh [DIR]          build (idempotent; default DIR:
+#                                           ~/.cache/edgelens/arm64-sysroot, or $EDGELENS_ARM64_SYSROOT)
 #   eval "$(scripts/arm64-sysroot.sh --env [DIR])"
 #                                           print the cargo/pkg-config exports for
 #                                           `cargo {check,build} --target aarch64-unknown-linux-gnu`
@@ -16,6 +17,9 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 # What the gstreamer crates link against (pkg-config), plus the C library itself.
+# Outside the clone, at a fixed path: the path is part of the pkg-config environment that the
+# gstreamer -sys build scripts watch, so a per-clone path would recompile them in every new clone.
+DEFAULT_DIR="${EDGELENS_ARM64_SYSROOT:-$HOME/.cache/edgelens/arm64-sysroot}"
 PACKAGES=(libc6-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev)
 
 log() { printf '[arm64-sysroot] %s\n' "$*" >&2; }
@@ -36,12 +40,12 @@ EOF
 }
 
 if [ "${1:-}" = --env ]; then
-  dir="${2:-$ROOT/.deps/arm64-sysroot}"
+  dir="${2:-$DEFAULT_DIR}"
   print_env "$(cd "$(dirname "$dir")" 2>/dev/null && pwd)/$(basename "$dir")"
   exit 0
 fi
 
-DIR="${1:-$ROOT/.deps/arm64-sysroot}"
+DIR="${1:-$DEFAULT_DIR}"
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 [ "$DIR" != / ] || { log "refusing to use / as the sysroot"; exit 2; }

@@ -22,29 +22,47 @@ CONF_DIR="$ROOT/.deps/containers"
 STORE="${EDGELENS_CONTAINERS_DIR:-$HOME/.cache/edgelens/containers}"
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The image names are the Dockerfiles' defaults.
+arg_default() { sed -n "s/^ARG $1=//p" "$ROOT/$2" | head -n1; }
+IMG_AMD64="$(arg_default BASE_IMAGE Dockerfile.amd64)"
+IMG_ARM64="$(arg_default BASE_IMAGE Dockerfile.arm64v8)"
+IMG_RUST="$(arg_default RUST_IMAGE Dockerfile.amd64)"
 RUST_VERSION="$(rustc --version 2>/dev/null | awk '{print $2}')" || true
-RUST_VERSION="${RUST_VERSION:-1.95.0}"
-RUST_TAG="${RUST_VERSION%.*}"   # 1.95.0 -> 1.95
-
-IMG_AMD64=docker.io/amd64/debian:bookworm-slim
-IMG_ARM64=docker.io/arm64v8/debian:bookworm-slim
-IMG_RUST="docker.io/library/rust:${RUST_TAG}-bookworm"
+RUST_VERSION="${RUST_VERSION:-unknown}"
 
 log() { printf '[base-images] %s\n' "$*" >&2; }
 
+# overlay where the kernel mounts it (no copy per layer; this machine: yes), else vfs, the driver
+# that works everywhere (DESIGN.md §2) but copies the whole rootfs for every layer.
+pick_driver() {
+  if [ -n "${EDGELENS_STORAGE_DRIVER:-}" ]; then echo "$EDGELENS_STORAGE_DRIVER"; return; fi
+  local t
+  t="$(mktemp -d "$STORE/tmp/ovl-probe.XXXXXX")"
+  mkdir -p "$t"/{l,u,w,m}
+  if mount -t overlay overlay -o "lowerdir=$t/l,upperdir=$t/u,workdir=$t/w" "$t/m" 2>/dev/null; then
+    umount "$t/m"
+    echo overlay
+  else
+    echo vfs
+  fi
+  rm -rf "$t"
+}
+
 write_conf() {
-  mkdir -p "$CONF_DIR" "$STORE/storage" "$STORE/run" "$STORE/tmp"
+  mkdir -p "$CONF_DIR" "$STORE/tmp"
+  local driver
+  driver="$(pick_driver)"
+  mkdir -p "$STORE/storage-$driver"
   # Checked settings for this kind of machine (DESIGN.md §2 "Containers").
   cat >"$CONF_DIR/storage.conf.tmp" <<EOF
 [storage]
-driver = "vfs"
-graphroot = "$STORE/storage"
-runroot = "$STORE/run"
+driver = "$driver"
+graphroot = "$STORE/storage-$driver"
+runroot = "$STORE/run-$driver"
 EOF
   cat >"$CONF_DIR/containers.conf.tmp" <<'EOF'
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-netns = "host"
 
 [engine]
 runtime = "runc"
@@ -160,7 +178,7 @@ deb ${MIRROR%/debian}/debian-security $SUITE-security main
 EOF
   unmount_under "$dir"
   slim_rootfs "$dir"
-  tar -C "$dir" --numeric-owner -c . | podman import --arch "$arch" \
+  tar -C "$dir" --numeric-owner -c . | podman import --quiet --arch "$arch" \
     --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     - "$image" >/dev/null
   rm -rf "$dir" "$dir.log"
@@ -172,6 +190,11 @@ EOF
 # registry we may rely on. Adds the aarch64 std so the arm64 Dockerfile cross-compiles offline.
 make_rust() {
   have_image "$IMG_AMD64" || make_debian amd64 "$IMG_AMD64"
+  local want_tag="${IMG_RUST##*:}"
+  case "$RUST_VERSION" in
+    "${want_tag%%-*}".*) ;;
+    *) log "warning: local rustc is $RUST_VERSION, the Dockerfiles name $IMG_RUST" ;;
+  esac
   local t0=$SECONDS src stage ctr
   src="$(rustup toolchain list -v 2>/dev/null | awk -v v="$RUST_VERSION" '$1 ~ "^"v"-x86_64|^stable-x86_64" {print $NF; exit}')"
   src="${src:-$HOME/.rustup/toolchains/stable-x86_64-unknown-linux-gnu}"
