@@ -15,7 +15,7 @@ WITH_TF="${EDGELENS_WITH_TF:-1}"
 log() { printf '[deps] %s\n' "$*" >&2; }
 
 APT_PACKAGES=(
-  pkg-config build-essential ca-certificates binutils python3 python3-pip
+  pkg-config build-essential ca-certificates binutils python3 python3-pip python3-venv
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
