@@ -322,28 +322,12 @@ dynamic_filters = true
         ca.path("server.key").display()
     );
     let mut config: rumqttd::Config = toml::from_str(&config_toml).expect("rumqttd config");
-    let key = workload.key_b64.clone();
     let log = seen.clone();
-    let verify_key = key.clone();
+    let verify_key = workload.key_b64.clone();
     if let Some(server) = config.v4.as_mut().and_then(|v| v.get_mut("1")) {
         server.connections.external_auth = Some(std::sync::Arc::new(
             move |client_id: String, user: String, pass: String| {
-                let check = (|| {
-                    let (sr, sig, se) = edgelens::edgehub::sas::parse(&pass).ok_or("unparsable")?;
-                    let want =
-                        edgelens::edgehub::sas::sign_locally(&verify_key, &format!("{sr}\n{se}"))?;
-                    if want != sig {
-                        return Err("bad signature".to_string());
-                    }
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
-                    if se <= now {
-                        return Err("expired".into());
-                    }
-                    Ok(se)
-                })();
+                let check = verify_token(&verify_key, &pass);
                 let ok = check.is_ok();
                 log.lock().expect("lock").push((client_id, user, check));
                 ok

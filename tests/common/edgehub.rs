@@ -207,24 +207,29 @@ impl WorkloadServer {
 
     /// Checks a SAS token the module presented: signature with the module key, resource, expiry.
     pub fn verify(&self, token: &str) -> Result<u64, String> {
-        let (sr, sig, se) = edgelens::edgehub::sas::parse(token).ok_or("unparsable token")?;
-        let want_sr = edgelens::edgehub::sas::resource(HUB, DEVICE, MODULE);
-        if sr != want_sr {
-            return Err(format!("sr {sr} != {want_sr}"));
-        }
-        let expected = edgelens::edgehub::sas::sign_locally(&self.key_b64, &format!("{sr}\n{se}"))?;
-        if expected != sig {
-            return Err("signature does not verify".into());
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if se <= now {
-            return Err(format!("expired {} s ago", now - se));
-        }
-        Ok(se)
+        verify_token(&self.key_b64, token)
     }
+}
+
+/// Verifies a module SAS token against the module key; returns its expiry.
+pub fn verify_token(key_b64: &str, token: &str) -> Result<u64, String> {
+    let (sr, sig, se) = edgelens::edgehub::sas::parse(token).ok_or("unparsable token")?;
+    let want_sr = edgelens::edgehub::sas::resource(HUB, DEVICE, MODULE);
+    if sr != want_sr {
+        return Err(format!("sr {sr} != {want_sr}"));
+    }
+    let expected = edgelens::edgehub::sas::sign_locally(key_b64, &format!("{sr}\n{se}"))?;
+    if expected != sig {
+        return Err("signature does not verify".into());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if se <= now {
+        return Err(format!("expired {} s ago", now - se));
+    }
+    Ok(se)
 }
 
 #[derive(Default)]
