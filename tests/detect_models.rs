@@ -2,25 +2,8 @@
 
 mod common;
 
-use edgelens::engine::{nms::iou, Detection, DetectionFilter, Engine, EngineOptions};
-
-fn detect(model: &str, backend: &str, image: &str) -> Vec<Detection> {
-    let engine = Engine::load(
-        &common::model(model),
-        &EngineOptions {
-            backend: Some(backend.into()),
-            threads: 1,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{model} on {backend}: {e}"));
-    let img = image::open(common::data(image))
-        .expect("test image")
-        .to_rgb8();
-    engine
-        .detect_image(&img, &DetectionFilter::default())
-        .expect("detect")
-        .0
-}
+use common::{corners, detect};
+use edgelens::engine::{nms::iou, Detection};
 
 fn count(dets: &[Detection], label: &str, min_conf: f32) -> usize {
     dets.iter()
@@ -137,8 +120,4 @@ fn assert_same(a: &[Detection], b: &[Detection], min_iou: f32, max_score_diff: f
             );
         }
     }
-}
-
-fn corners(d: &Detection) -> [f32; 4] {
-    [d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]
 }

@@ -4,28 +4,8 @@
 
 mod common;
 
-use common::{assert_clean_failure, bin, data, model, run, scratch_model};
-use edgelens::engine::{nms::iou, Detection, DetectionFilter, Engine, EngineOptions};
-
-fn detect(model_name: &str, backend: &str, image: &str) -> Vec<Detection> {
-    let engine = Engine::load(
-        &model(model_name),
-        &EngineOptions {
-            backend: Some(backend.into()),
-            threads: 1,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{model_name} on {backend}: {e}"));
-    let img = image::open(data(image)).expect("image").to_rgb8();
-    engine
-        .detect_image(&img, &DetectionFilter::default())
-        .expect("detect")
-        .0
-}
-
-fn corners(d: &Detection) -> [f32; 4] {
-    [d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]
-}
+use common::{assert_clean_failure, bin, corners, data, detect, model, run, scratch_model};
+use edgelens::engine::nms::iou;
 
 #[test]
 fn tensorflow_matches_onnx_runtime_on_real_images() {

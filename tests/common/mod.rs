@@ -244,3 +244,25 @@ pub fn read_stderr(child: &mut ChildGuard) -> String {
     }
     s
 }
+
+/// Loads a bundled model on a backend (1 thread) and detects on a test image.
+pub fn detect(model_name: &str, backend: &str, image: &str) -> Vec<edgelens::engine::Detection> {
+    let engine = edgelens::engine::Engine::load(
+        &model(model_name),
+        &edgelens::engine::EngineOptions {
+            backend: Some(backend.into()),
+            threads: 1,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{model_name} on {backend}: {e}"));
+    let img = image::open(data(image)).expect("test image").to_rgb8();
+    engine
+        .detect_image(&img, &edgelens::engine::DetectionFilter::default())
+        .expect("detect")
+        .0
+}
+
+/// A detection's box as (x1, y1, x2, y2).
+pub fn corners(d: &edgelens::engine::Detection) -> [f32; 4] {
+    [d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]
+}
