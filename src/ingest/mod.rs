@@ -121,8 +121,7 @@ pub fn resolve(
             .entry("device".into())
             .or_insert_with(|| source.to_string());
         ("usb".to_string(), source.to_string())
-    } else if let Some(p) = all.get(source) {
-        let _ = p;
+    } else if all.contains_key(source) {
         (source.to_string(), source.to_string())
     } else if source.contains('/') || source.contains('.') || Path::new(source).exists() {
         let p = PathBuf::from(source);
