@@ -4,6 +4,7 @@
 
 pub mod annotate;
 pub mod control;
+pub mod defaults;
 pub mod edgehub;
 pub mod engine;
 pub mod ingest;
@@ -12,3 +13,4 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod publish;
+pub mod redact;
