@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/edgelens
 MODEL ?= models/ssdlite-person
 BACKEND ?= ort
 
-.PHONY: deps build run detect bench-video test bench lint fmt clippy clean
+.PHONY: deps build run detect bench-video test bench lint fmt clippy clean soak
 
 deps:
 	@scripts/deps.sh
@@ -31,6 +31,10 @@ bench-video: build
 
 test: deps
 	$(CARGO) test --release --locked -- --test-threads=2
+
+# 30 minutes with faults injected; RSS/fd slopes and message accounting in bench-out/soak.json.
+soak: deps
+	EDGELENS_SOAK_MINUTES=$${EDGELENS_SOAK_MINUTES:-30} $(CARGO) test --release --locked --test soak -- --ignored --nocapture
 
 bench: deps
 	$(CARGO) bench --locked --bench engine

@@ -53,3 +53,13 @@ pub const UNPACK_RATIO: u64 = 4;
 pub const UNPACK_MAX_ENTRIES: usize = 10_000;
 /// Whole-download deadline for a model archive.
 pub const MODEL_FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest desired-properties document the module accepts (IoT Hub caps desired at 32 KB).
+pub const MAX_DESIRED_BYTES: usize = 64 * 1024;
+/// Twin GET: first retry after this long, doubling up to BACKOFF_MAX.
+pub const TWIN_GET_RETRY: Duration = Duration::from_secs(1);
+/// A twin GET with no answer after this long is sent again.
+pub const TWIN_GET_TIMEOUT: Duration = Duration::from_secs(10);
+/// The source when neither the command line nor the twin names one.
+pub const SOURCE: &str = "samples/vtest.mp4";
+/// The EdgeHub output detections go to.
+pub const OUTPUT_NAME: &str = "detections";

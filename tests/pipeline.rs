@@ -21,13 +21,13 @@ fn engine() -> Engine {
 }
 
 /// Starts a pipeline whose observer records every inferred frame's PTS.
-fn start(config: IngestConfig) -> (Pipeline, Arc<Mutex<Vec<u64>>>) {
+fn start(config: IngestConfig, settings: LiveSettings) -> (Pipeline, Arc<Mutex<Vec<u64>>>) {
     let pts = Arc::new(Mutex::new(Vec::new()));
     let seen = pts.clone();
     let p = Pipeline::start(
         config,
         Arc::new(ArcSwap::from_pointee(engine())),
-        Arc::new(ArcSwap::from_pointee(LiveSettings::default())),
+        Arc::new(ArcSwap::from_pointee(settings)),
         Box::new(CountingSink::default()),
         PipelineOptions {
             observer: Some(Arc::new(move |m, _| {
@@ -83,7 +83,7 @@ fn test_preset_frames_arrive_in_pts_order() {
     let spec = ingest::resolve("test", &set, None).expect("preset");
     let mut config = IngestConfig::for_model(spec, engine().input_spec());
     config.fail_fast = true; // the live source ends after 45 buffers: stop there
-    let (p, pts) = start(config);
+    let (p, pts) = start(config, LiveSettings::default());
     let report = p.wait();
     assert!(
         report.ingest.is_err(),
@@ -95,25 +95,6 @@ fn test_preset_frames_arrive_in_pts_order() {
         pts.windows(2).all(|w| w[1] > w[0]),
         "PTS out of order: {pts:?}"
     );
-}
-
-fn start_rtsp(port: u16) -> ChildGuard {
-    let mut child = std::process::Command::new("/usr/bin/python3")
-        .arg(root().join("tests/support/rtsp_server.py"))
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rtsp server (python3-gi, gir1.2-gst-rtsp-server-1.0: run make deps)");
-    let mut ready = [0u8; 5];
-    child
-        .stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut ready)
-        .expect("rtsp server READY");
-    assert_eq!(&ready, b"READY");
-    ChildGuard(child)
 }
 
 #[test]
@@ -130,7 +111,7 @@ fn rtsp_source_survives_server_restart() {
     let mut config = IngestConfig::for_model(spec, engine().input_spec());
     config.max_backoff = Duration::from_secs(2);
     config.stall_timeout = Duration::from_secs(3);
-    let (p, _pts) = start(config);
+    let (p, _pts) = start(config, LiveSettings::default());
     let stats = p.stats.clone();
     let frames = || stats.ingest.frames_in.load(Ordering::SeqCst);
     let wait = |n: u64, secs: u64| {
@@ -351,24 +332,13 @@ fn max_fps_skips_frames_and_counts_them() {
     let spec = ingest::resolve("test", &set, None).expect("preset");
     let mut config = IngestConfig::for_model(spec, engine().input_spec());
     config.fail_fast = true;
-    let pts = Arc::new(Mutex::new(Vec::new()));
-    let seen = pts.clone();
-    let p = Pipeline::start(
+    let (p, pts) = start(
         config,
-        Arc::new(ArcSwap::from_pointee(engine())),
-        Arc::new(ArcSwap::from_pointee(LiveSettings {
+        LiveSettings {
             max_fps: Some(5.0),
             ..Default::default()
-        })),
-        Box::new(CountingSink::default()),
-        PipelineOptions {
-            observer: Some(Arc::new(move |m, _| {
-                seen.lock().expect("lock").push(m.frame.pts_ms)
-            })),
-            ..Default::default()
         },
-    )
-    .expect("pipeline");
+    );
     let stats = p.stats.clone();
     let _ = p.wait();
     let pts = pts.lock().expect("lock").clone();

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod detect;
+mod module;
 mod run;
 
 #[derive(Debug, Parser)]

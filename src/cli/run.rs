@@ -18,7 +18,7 @@ use edgelens::publish::{mqtt::MqttSink, stdout::StdoutSink, Sink};
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
     /// A video file, rtsp:// URL, /dev/videoN, or a preset name (file, rtsp, usb, test).
-    #[arg(long, default_value = "samples/vtest.mp4")]
+    #[arg(long, default_value = edgelens::defaults::SOURCE)]
     pub source: String,
     /// Fill a preset placeholder, e.g. --set pattern=smpte (repeatable).
     #[arg(long = "set", value_parser = parse_kv)]
@@ -40,13 +40,13 @@ pub struct SourceArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
     /// Model folder holding model.toml.
-    #[arg(long, default_value = "models/ssdlite-person")]
+    #[arg(long, default_value = edgelens::defaults::MODEL_DIR)]
     pub model: PathBuf,
     /// Inference backend (ort, tract, tensorflow); default: the first the manifest lists.
     #[arg(long)]
     pub backend: Option<String>,
     /// Intra-op threads for the backend.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = edgelens::defaults::THREADS)]
     pub threads: usize,
 }
 
@@ -69,13 +69,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub mqtt: Option<String>,
     /// MQTT topic for --mqtt.
-    #[arg(long, default_value = "edgelens/detections")]
+    #[arg(long, default_value = edgelens::defaults::MQTT_TOPIC)]
     pub topic: String,
     /// Messages kept while the broker is unreachable; beyond it the oldest are dropped.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = edgelens::defaults::QUEUE_MESSAGES)]
     pub queue: usize,
     /// Prometheus /metrics address, or "off".
-    #[arg(long, default_value = "0.0.0.0:9600")]
+    #[arg(long, default_value = edgelens::defaults::METRICS_ADDR)]
     pub metrics_addr: String,
     /// Source name used in messages (default: derived from --source).
     #[arg(long)]
@@ -84,10 +84,10 @@ pub struct RunArgs {
     #[arg(long, env = "EDGELENS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Module mode: largest model download accepted, in MB.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = edgelens::defaults::MAX_MODEL_MB)]
     pub max_model_mb: u64,
     /// Module mode: how often stats go to reported properties, in seconds.
-    #[arg(long, env = "EDGELENS_STATS_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(long, env = "EDGELENS_STATS_INTERVAL_SECS", default_value_t = edgelens::defaults::STATS_INTERVAL_SECS)]
     pub stats_interval: u64,
     /// Never enter module mode, even when IoT Edge variables are present.
     #[arg(long)]
@@ -120,63 +120,23 @@ pub fn load_engine(args: &ModelArgs) -> anyhow::Result<Engine> {
     )?)
 }
 
-/// Module mode: EdgeHub publishing and the twin as control plane.
-fn run_module(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let params: BTreeMap<String, String> = args.source.set.iter().cloned().collect();
-    let (mut initial, models_dir) = edgelens::control::initial_config(
-        &args.model.model,
-        args.model.backend.clone(),
-        args.model.threads,
-        &args.source.source,
-        params,
-    );
-    if args.min_confidence.is_some() || !args.classes.is_empty() {
-        initial.detection = Some(edgelens::control::config::DetectionConfig {
-            min_confidence: args.min_confidence.map(f64::from),
-            classes: (!args.classes.is_empty()).then(|| args.classes.clone()),
-        });
+/// `--metrics-addr`: HOST:PORT, or "off".
+pub fn metrics_addr(v: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if v == "off" {
+        return Ok(None);
     }
-    let metrics =
-        if args.metrics_addr == "off" {
-            None
-        } else {
-            Some(args.metrics_addr.parse().with_context(|| {
-                format!("--metrics-addr '{}' is not HOST:PORT", args.metrics_addr)
-            })?)
-        };
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
-    }
-    edgelens::control::run_module(
-        edgelens::control::ModuleOptions {
-            initial,
-            models_dir,
-            cache_dir: args
-                .cache_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join("edgelens-models")),
-            max_model_bytes: args.max_model_mb * 1024 * 1024,
-            queue_capacity: args.queue,
-            stats_interval: Duration::from_secs(args.stats_interval.max(1)),
-            presets_dir: args.source.presets.clone(),
-            metrics,
-            realtime: args.source.realtime,
-        },
-        stop,
-    )?;
-    Ok(ExitCode::SUCCESS)
+    v.parse()
+        .map(Some)
+        .with_context(|| format!("--metrics-addr '{v}' is not HOST:PORT (or off)"))
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if edgelens::edgehub::ModuleIdentity::present() && !args.no_module && args.mqtt.is_none() {
-        return run_module(args);
+        return super::module::run(args);
     }
     if let Some(c) = args.min_confidence {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&c),
-            "--min-confidence must be within 0..1, got {c}"
-        );
+        edgelens::engine::check_min_confidence(c)
+            .map_err(|e| anyhow::anyhow!("--min-confidence {e}"))?;
     }
     if let Some(f) = args.max_fps {
         anyhow::ensure!(f > 0.0, "--max-fps must be > 0, got {f}");
@@ -211,11 +171,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sink,
         PipelineOptions::default(),
     )?;
-    if args.metrics_addr != "off" {
-        let addr: SocketAddr = args
-            .metrics_addr
-            .parse()
-            .with_context(|| format!("--metrics-addr '{}' is not HOST:PORT", args.metrics_addr))?;
+    if let Some(addr) = metrics_addr(&args.metrics_addr)? {
         let stats = pipeline.stats.clone();
         let bound = edgelens::metrics::serve(addr, Arc::new(move || stats.prometheus_text()))
             .with_context(|| {

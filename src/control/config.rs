@@ -1,14 +1,28 @@
 //! The module twin's desired properties: the whole runtime config, validated as one
-//! document before anything is applied.
+//! document before anything is applied. These types are the schema's single source of
+//! truth: `docs/desired-properties.schema.json` is generated from them (see `schema()`),
+//! and a test fails when the committed file and the types disagree.
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::backends::ALL_NAMES;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+const MAX_URI: usize = 2048;
+const MAX_NAME: usize = 128;
+
+/// The whole runtime config. A patch is merged into the last accepted document (JSON merge
+/// patch, null deletes) and the result is validated as a whole before anything is applied.
+/// Keys starting with '$' (twin metadata) are ignored. Fields the twin leaves unset keep the
+/// values the module was started with (its command line).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(
+    title = "edgelens module twin: desired properties",
+    extend("patternProperties" = {"^\\$": {}})
+)]
 pub struct DesiredConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelConfig>,
@@ -20,55 +34,146 @@ pub struct DesiredConfig {
     pub output: Option<OutputConfig>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Which model serves. A change loads the new model on a separate thread and swaps it in
+/// between two frames; on failure the old model keeps serving and reported.model.status is
+/// 'failed'.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// A bundled model folder name, or a label for `uri`.
+    /// A bundled model folder (models/<name>) when uri is absent; a label otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,128}$"))]
     pub name: Option<String>,
-    /// `file://` folder or archive, or `https://` archive (.tar / .tar.gz) of a model folder.
+    /// file:// model folder or .tar/.tar.gz archive of one, or https:// archive (downloaded
+    /// to the cache, size-capped).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), regex(pattern = r"^(file|https)://"))]
     pub uri: Option<String>,
-    /// sha256 of the archive, or of the weights file for a folder.
+    /// sha256 of the archive, or of the weights file for a folder. Required for https://.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{64}$"))]
     pub sha256: Option<String>,
+    /// Inference backend; unset picks the first the model's manifest lists.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ALL_NAMES))]
     pub backend: Option<String>,
+    /// Intra-op threads.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
     pub threads: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The video source. A change of uri or params restarts the source only; maxFps applies at
+/// the next frame.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SourceConfig {
-    /// A file path, rtsp:// URL, /dev/videoN, or preset name.
+    /// A video file path, file:// or rtsp:// URL, /dev/videoN, or a preset name (file, rtsp,
+    /// usb, test).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
     pub uri: Option<String>,
-    /// Preset placeholder values.
+    /// Values for the preset's properties (e.g. latency_ms); typed by the element.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 2048}))]
     pub params: Option<BTreeMap<String, String>>,
+    /// Infer at most this many frames per second; others are skipped and counted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0, "maximum" = 240))]
     pub max_fps: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Filters applied to every frame's detections; they apply at the next frame.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DetectionConfig {
+    /// Overrides the manifest's confidence threshold.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub min_confidence: Option<f64>,
+    /// Keep only these labels; empty keeps all.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 128)))]
     pub classes: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Where messages go.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
+    /// EdgeHub output the detections go to (routes: FROM
+    /// /messages/modules/edgelens/outputs/<name>).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub name: Option<String>,
 }
 
-const MAX_URI: usize = 2048;
-const MAX_NAME: usize = 128;
+/// The JSON schema of the desired properties, as committed in `docs/`.
+pub fn schema() -> serde_json::Value {
+    let mut s = serde_json::to_value(schemars::schema_for!(DesiredConfig))
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(o) = s.as_object_mut() {
+        o.insert(
+            "$id".into(),
+            "https://github.com/edgelens/edgelens/docs/desired-properties.schema.json".into(),
+        );
+    }
+    s
+}
+
+/// `base` with every field that `over` sets replaced, field by field: the command line is
+/// the base, the twin overrides only what it names.
+pub fn overlay(base: &DesiredConfig, over: &DesiredConfig) -> DesiredConfig {
+    fn pick<T: Clone>(b: &Option<T>, o: &Option<T>) -> Option<T> {
+        o.clone().or_else(|| b.clone())
+    }
+    fn section<T: Clone + Default>(
+        b: &Option<T>,
+        o: &Option<T>,
+        f: impl Fn(&T, &T) -> T,
+    ) -> Option<T> {
+        match (b, o) {
+            (Some(b), Some(o)) => Some(f(b, o)),
+            _ => o.clone().or_else(|| b.clone()),
+        }
+    }
+    DesiredConfig {
+        model: section(&base.model, &over.model, |b, o| ModelConfig {
+            name: pick(&b.name, &o.name),
+            // A twin model with a uri is a different model: the command line's bundled name
+            // does not label it, and vice versa.
+            uri: if o.name.is_some() || o.uri.is_some() {
+                o.uri.clone()
+            } else {
+                b.uri.clone()
+            },
+            sha256: if o.name.is_some() || o.uri.is_some() {
+                o.sha256.clone()
+            } else {
+                pick(&b.sha256, &o.sha256)
+            },
+            backend: pick(&b.backend, &o.backend),
+            threads: pick(&b.threads, &o.threads),
+        }),
+        source: section(&base.source, &over.source, |b, o| SourceConfig {
+            uri: pick(&b.uri, &o.uri),
+            // Params belong to a source: a new uri starts from the twin's params alone.
+            params: if o.uri.is_some() {
+                o.params.clone()
+            } else {
+                pick(&b.params, &o.params)
+            },
+            max_fps: pick(&b.max_fps, &o.max_fps),
+        }),
+        detection: section(&base.detection, &over.detection, |b, o| DetectionConfig {
+            min_confidence: pick(&b.min_confidence, &o.min_confidence),
+            classes: pick(&b.classes, &o.classes),
+        }),
+        output: section(&base.output, &over.output, |b, o| OutputConfig {
+            name: pick(&b.name, &o.name),
+        }),
+    }
+}
 
 /// JSON merge patch (RFC 7386): what a desired-properties patch does to the document.
 pub fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
@@ -109,7 +214,8 @@ pub fn parse(doc: &serde_json::Value) -> Result<DesiredConfig, Vec<String>> {
     }
 }
 
-fn check_name(errors: &mut Vec<String>, field: &str, v: &str, max: usize) {
+/// Names of models, outputs, zones: short, and safe in a path, a topic and a label.
+pub fn check_name(errors: &mut Vec<String>, field: &str, v: &str, max: usize) {
     if v.is_empty() || v.len() > max {
         errors.push(format!(
             "{field} must be 1..{max} characters (got {})",
@@ -118,9 +224,11 @@ fn check_name(errors: &mut Vec<String>, field: &str, v: &str, max: usize) {
     } else if !v
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        || v.starts_with('.')
     {
         errors.push(format!(
-            "{field} '{v}' may only hold letters, digits, '.', '_' and '-'"
+            "{field} '{}' may only hold letters, digits, '.', '_' and '-', and may not start with '.'",
+            truncate(v)
         ));
     }
 }
@@ -128,78 +236,15 @@ fn check_name(errors: &mut Vec<String>, field: &str, v: &str, max: usize) {
 pub fn validate(c: &DesiredConfig) -> Vec<String> {
     let mut e = Vec::new();
     if let Some(m) = &c.model {
-        if m.name.is_none() && m.uri.is_none() {
-            e.push("model needs a name (bundled model) or a uri".into());
-        }
-        if let Some(n) = &m.name {
-            check_name(&mut e, "model.name", n, MAX_NAME);
-        }
-        if let Some(u) = &m.uri {
-            if u.len() > MAX_URI {
-                e.push(format!(
-                    "model.uri is {} characters; at most {MAX_URI}",
-                    u.len()
-                ));
-            } else if u.starts_with("https://") {
-                if m.sha256.is_none() {
-                    e.push("model.sha256 is required for https:// downloads".into());
-                }
-            } else if !u.starts_with("file://") {
-                e.push(format!(
-                    "model.uri '{}' must start with file:// or https://",
-                    truncate(u)
-                ));
-            }
-        }
-        if let Some(s) = &m.sha256 {
-            if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-                e.push(format!(
-                    "model.sha256 '{}' is not 64 hex digits",
-                    truncate(s)
-                ));
-            }
-        }
-        if let Some(b) = &m.backend {
-            if !ALL_NAMES.contains(&b.as_str()) {
-                e.push(format!(
-                    "model.backend '{}' is unknown; use one of {}",
-                    truncate(b),
-                    ALL_NAMES.join(", ")
-                ));
-            }
-        }
-        if let Some(t) = m.threads {
-            if !(1..=64).contains(&t) {
-                e.push(format!("model.threads must be 1..64, got {t}"));
-            }
-        }
+        validate_model(&mut e, m);
     }
     if let Some(s) = &c.source {
-        if let Some(u) = &s.uri {
-            if u.is_empty() || u.len() > MAX_URI {
-                e.push(format!("source.uri must be 1..{MAX_URI} characters"));
-            }
-        }
-        if let Some(p) = &s.params {
-            if p.len() > 32
-                || p.iter()
-                    .any(|(k, v)| k.len() > MAX_NAME || v.len() > MAX_URI)
-            {
-                e.push("source.params: at most 32 entries, keys up to 128 and values up to 2048 characters".into());
-            }
-        }
-        if let Some(f) = s.max_fps {
-            if !(f > 0.0 && f <= 240.0) {
-                e.push(format!("source.maxFps must be in (0, 240], got {f}"));
-            }
-        }
+        validate_source(&mut e, s);
     }
     if let Some(d) = &c.detection {
         if let Some(mc) = d.min_confidence {
-            if !(0.0..=1.0).contains(&mc) {
-                e.push(format!(
-                    "detection.minConfidence must be within 0..1, got {mc}"
-                ));
+            if let Err(msg) = crate::engine::check_min_confidence(mc as f32) {
+                e.push(format!("detection.minConfidence: {msg}"));
             }
         }
         if let Some(cl) = &d.classes {
@@ -214,52 +259,94 @@ pub fn validate(c: &DesiredConfig) -> Vec<String> {
             }
         }
     }
-    if let Some(o) = &c.output {
-        match &o.name {
-            Some(n) => check_name(&mut e, "output.name", n, 64),
-            None => e.push("output needs a name".into()),
-        }
+    if let Some(OutputConfig { name: Some(n) }) = &c.output {
+        check_name(&mut e, "output.name", n, 64);
     }
     e
 }
 
-fn truncate(s: &str) -> String {
-    if s.len() > 64 {
-        format!(
-            "{}...",
-            &s[..s.char_indices().nth(61).map(|(i, _)| i).unwrap_or(s.len())]
-        )
+fn validate_model(e: &mut Vec<String>, m: &ModelConfig) {
+    if m.name.is_none() && m.uri.is_none() {
+        e.push("model needs a name (bundled model) or a uri".into());
+    }
+    if let Some(n) = &m.name {
+        check_name(e, "model.name", n, MAX_NAME);
+    }
+    if let Some(u) = &m.uri {
+        if u.len() > MAX_URI {
+            e.push(format!(
+                "model.uri is {} characters; at most {MAX_URI}",
+                u.len()
+            ));
+        } else if u.starts_with("https://") {
+            if m.sha256.is_none() {
+                e.push("model.sha256 is required for https:// downloads".into());
+            }
+        } else if !u.starts_with("file://") {
+            e.push(format!(
+                "model.uri '{}' must start with file:// or https://",
+                truncate(&crate::redact::url(u))
+            ));
+        }
+    }
+    if let Some(s) = &m.sha256 {
+        if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            e.push(format!(
+                "model.sha256 '{}' is not 64 hex digits",
+                truncate(s)
+            ));
+        }
+    }
+    if let Some(b) = &m.backend {
+        if !ALL_NAMES.contains(&b.as_str()) {
+            e.push(format!(
+                "model.backend '{}' is unknown; use one of {}",
+                truncate(b),
+                ALL_NAMES.join(", ")
+            ));
+        }
+    }
+    if let Some(t) = m.threads {
+        if !(1..=64).contains(&t) {
+            e.push(format!("model.threads must be 1..64, got {t}"));
+        }
+    }
+}
+
+fn validate_source(e: &mut Vec<String>, s: &SourceConfig) {
+    if let Some(u) = &s.uri {
+        if u.is_empty() || u.len() > MAX_URI {
+            e.push(format!("source.uri must be 1..{MAX_URI} characters"));
+        }
+    }
+    if let Some(p) = &s.params {
+        if p.len() > 32
+            || p.iter()
+                .any(|(k, v)| k.is_empty() || k.len() > MAX_NAME || v.len() > MAX_URI)
+        {
+            e.push(
+                "source.params: at most 32 entries, keys 1..128 and values up to 2048 characters"
+                    .into(),
+            );
+        }
+    }
+    if let Some(f) = s.max_fps {
+        if !(f > 0.0 && f <= 240.0) {
+            e.push(format!("source.maxFps must be in (0, 240], got {f}"));
+        }
+    }
+}
+
+/// At most 64 characters of a hostile string go into a message.
+pub fn truncate(s: &str) -> String {
+    if s.chars().count() > 64 {
+        let cut = s.char_indices().nth(61).map(|(i, _)| i).unwrap_or(s.len());
+        format!("{}...", &s[..cut])
     } else {
         s.to_string()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_semantics() {
-        let mut doc =
-            json!({"model": {"name": "a", "threads": 2}, "detection": {"minConfidence": 0.5}});
-        merge(
-            &mut doc,
-            &json!({"model": {"threads": null, "backend": "tract"}, "detection": null}),
-        );
-        assert_eq!(doc, json!({"model": {"name": "a", "backend": "tract"}}));
-    }
-
-    #[test]
-    fn metadata_is_ignored_and_errors_are_collected() {
-        let ok =
-            parse(&json!({"$version": 3, "model": {"name": "ssdlite-person", "$metadata": {}}}))
-                .unwrap();
-        assert_eq!(ok.model.unwrap().name.as_deref(), Some("ssdlite-person"));
-        let errs = parse(
-            &json!({"model": {"name": "x", "threads": 0}, "detection": {"minConfidence": 2.0}}),
-        )
-        .unwrap_err();
-        assert_eq!(errs.len(), 2, "{errs:?}");
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

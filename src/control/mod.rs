@@ -1,29 +1,34 @@
-//! The control plane: the module twin carries the whole runtime config. Desired
-//! patches are validated as a whole, applied live (model swaps load off the hot
-//! path), and every outcome is written to reported properties. Direct methods
-//! `getStats` and `snapshot` read the running pipeline.
+//! The control plane: the module twin carries the whole runtime config. Desired documents
+//! are validated as a whole and turned into a plan (`apply`), models load one at a time off
+//! the hot path (`model_load`), and every outcome goes to reported properties (`report`).
+//! This file keeps the run loop and the supervision of the source; `twin.rs` handles what
+//! EdgeHub sends.
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{select, Sender};
-use serde::Serialize;
+use crossbeam_channel::select;
 use serde_json::{json, Value};
 
+pub mod apply;
 pub mod config;
 pub mod model_fetch;
+pub mod model_load;
+pub mod report;
+mod twin;
 
-use crate::edgehub::{self, topic_param, EdgeHubSink, ModuleIdentity};
-use crate::engine::{preprocess, DetectionFilter, Engine, EngineOptions};
+use crate::defaults;
+use crate::edgehub::{self, EdgeHubSink, ModuleIdentity};
+use crate::engine::{DetectionFilter, Engine};
 use crate::ingest::{self, IngestConfig, SourceSpec};
-use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions};
-use crate::publish::mqtt::{Session, SessionEvent};
+use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions, Stats};
+use crate::publish::mqtt::Session;
 use config::{DesiredConfig, ModelConfig};
 use model_fetch::Fetcher;
+use model_load::{Loader, ModelStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -38,8 +43,11 @@ pub enum ControlError {
 }
 
 pub struct ModuleOptions {
-    /// The config before the twin says anything (from the command line).
+    /// The config before the twin says anything (from the command line): the base that the
+    /// twin overrides field by field.
     pub initial: DesiredConfig,
+    /// `--name`: the source's name in messages, instead of one derived from its uri.
+    pub source_name: Option<String>,
     pub models_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub max_model_bytes: u64,
@@ -51,23 +59,12 @@ pub struct ModuleOptions {
     pub realtime: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ModelStatus {
-    status: &'static str,
-    name: Option<String>,
-    version: Option<String>,
-    backend: Option<String>,
-    sha256: Option<String>,
-    loaded_at: Option<String>,
-    load_ms: Option<u64>,
-    reason: Option<String>,
-}
-
-struct LoadDone {
-    seq: u64,
-    config: ModelConfig,
-    result: Result<(Engine, u64), String>,
+/// The twin GET in flight, and when to try again if it fails.
+#[derive(Default)]
+struct TwinGet {
+    pending: Option<(String, Instant)>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
 }
 
 struct Module {
@@ -77,69 +74,74 @@ struct Module {
     engine: Arc<ArcSwap<Engine>>,
     settings: Arc<ArcSwap<LiveSettings>>,
     output: Arc<ArcSwap<String>>,
+    /// One stats object for the module's life: /metrics stays current and monotonic
+    /// across source restarts.
+    stats: Arc<Stats>,
     pipeline: Option<Pipeline>,
     source: SourceSpec,
+    /// The effective config; its model is the last one asked for.
     applied: DesiredConfig,
+    /// The model config that serves now, and its status.
+    serving: ModelConfig,
+    serving_status: ModelStatus,
     desired_doc: Value,
     desired_version: Option<i64>,
     model_status: ModelStatus,
-    load_seq: u64,
-    load_tx: Sender<LoadDone>,
+    loader: Loader,
     rid: u64,
-    pending_get: HashSet<String>,
+    twin_get: TwinGet,
     restart_source_at: Option<Instant>,
 }
 
-fn now_iso() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
-
 /// Runs the module until `stop` is set (SIGTERM).
-pub fn run_module(opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), ControlError> {
+pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), ControlError> {
     let identity = Arc::new(ModuleIdentity::from_env()?);
     tracing::info!(device = %identity.device, module = %identity.module, gateway = %identity.gateway, port = identity.port, "module mode");
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let session = edgehub::connect(&identity, opts.queue_capacity, events_tx)?;
 
-    // Start serving the command-line config at once; the twin may change it when it arrives.
-    let model_cfg = opts.initial.model.clone().unwrap_or_default();
-    let fetcher = fetcher(&opts);
-    let (dir, _) = fetcher
-        .fetch(&model_cfg)
-        .map_err(|e| ControlError::Other(e.to_string()))?;
+    // Serve the command-line config at once; the twin may change it when it arrives.
+    let mut model_cfg = opts.initial.model.clone().unwrap_or_default();
     let started = Instant::now();
-    let engine = Engine::load(&dir, &engine_options(&model_cfg))?;
-    let source = resolve_source(&opts.initial, opts.presets_dir.as_deref())?;
+    let engine =
+        model_load::load_model(&fetcher(&opts), &model_cfg).map_err(ControlError::Other)?;
+    // Name the backend the manifest picked, so a twin that names the same one is no change.
+    model_cfg
+        .backend
+        .get_or_insert_with(|| engine.backend_name().to_string());
+    opts.initial.model = Some(model_cfg.clone());
+    let source = resolve_source(&opts.initial, &opts)?;
     let (load_tx, load_rx) = crossbeam_channel::unbounded();
+    let loader = Loader::start(fetcher(&opts), load_tx)
+        .map_err(|e| ControlError::Other(format!("cannot start the model loader: {e}")))?;
+    let ready = ModelStatus::ready(&engine, started.elapsed().as_millis() as u64);
     let mut module = Module {
-        model_status: ready_status(&engine, started.elapsed().as_millis() as u64),
+        model_status: ready.clone(),
+        serving_status: ready,
         engine: Arc::new(ArcSwap::from_pointee(engine)),
         settings: Arc::new(ArcSwap::from_pointee(live_settings(&opts.initial, &source))),
         output: Arc::new(ArcSwap::from_pointee(output_name(&opts.initial))),
+        stats: Stats::new(Arc::new(ingest::IngestStats::default())),
         identity,
         session,
         applied: opts.initial.clone(),
+        serving: model_cfg,
         desired_doc: json!({}),
         desired_version: None,
         opts,
         pipeline: None,
         source,
-        load_seq: 0,
-        load_tx,
+        loader,
         rid: 0,
-        pending_get: HashSet::new(),
+        twin_get: TwinGet::default(),
         restart_source_at: None,
     };
     module.start_pipeline()?;
     if let Some(addr) = module.opts.metrics {
-        let stats = module.pipeline.as_ref().map(|p| p.stats.clone());
-        if let Some(stats) = stats {
-            let bound = crate::metrics::serve(addr, Arc::new(move || stats.prometheus_text()))
-                .map_err(|e| ControlError::Other(format!("cannot serve metrics on {addr}: {e}")))?;
-            tracing::info!(%bound, "metrics on /metrics");
-        }
+        let stats = module.stats.clone();
+        let bound = crate::metrics::serve(addr, Arc::new(move || stats.prometheus_text()))
+            .map_err(|e| ControlError::Other(format!("cannot serve metrics on {addr}: {e}")))?;
+        tracing::info!(%bound, "metrics on /metrics");
     }
     let mut next_stats = Instant::now() + module.opts.stats_interval;
     while !stop.load(Ordering::SeqCst) {
@@ -154,13 +156,14 @@ pub fn run_module(opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), Cont
             module.report(json!({ "stats": stats }));
         }
         module.supervise_source();
+        module.supervise_twin_get();
     }
     tracing::info!("stopping: flushing queued messages");
     if let Some(p) = module.pipeline.take() {
         p.stop();
         p.wait();
     }
-    let left = module.session.flush(Duration::from_secs(3));
+    let left = module.session.flush(defaults::FLUSH_TIMEOUT);
     if left > 0 {
         tracing::warn!(
             undelivered = left,
@@ -179,34 +182,18 @@ fn fetcher(opts: &ModuleOptions) -> Fetcher {
     }
 }
 
-fn engine_options(m: &ModelConfig) -> EngineOptions {
-    EngineOptions {
-        backend: m.backend.clone(),
-        threads: m.threads.unwrap_or(1) as usize,
-    }
-}
-
-fn ready_status(engine: &Engine, load_ms: u64) -> ModelStatus {
-    let m = engine.model();
-    ModelStatus {
-        status: "ready",
-        name: Some(m.manifest.name.clone()),
-        version: Some(m.manifest.version.clone()),
-        backend: Some(engine.backend_name().to_string()),
-        sha256: Some(m.sha256.clone()),
-        loaded_at: Some(now_iso()),
-        load_ms: Some(load_ms),
-        reason: None,
-    }
-}
-
-fn resolve_source(
-    c: &DesiredConfig,
-    presets: Option<&std::path::Path>,
-) -> Result<SourceSpec, ingest::IngestError> {
+fn resolve_source(c: &DesiredConfig, opts: &ModuleOptions) -> Result<SourceSpec, ControlError> {
     let s = c.source.clone().unwrap_or_default();
-    let uri = s.uri.unwrap_or_else(|| "samples/vtest.mp4".to_string());
-    ingest::resolve(&uri, &s.params.unwrap_or_default(), presets)
+    let uri = s.uri.unwrap_or_else(|| defaults::SOURCE.to_string());
+    let mut spec = ingest::resolve(
+        &uri,
+        &s.params.unwrap_or_default(),
+        opts.presets_dir.as_deref(),
+    )?;
+    if let Some(name) = &opts.source_name {
+        spec.name = name.clone();
+    }
+    Ok(spec)
 }
 
 fn live_settings(c: &DesiredConfig, source: &SourceSpec) -> LiveSettings {
@@ -225,18 +212,7 @@ fn output_name(c: &DesiredConfig) -> String {
     c.output
         .as_ref()
         .and_then(|o| o.name.clone())
-        .unwrap_or_else(|| "detections".to_string())
-}
-
-/// Desired config with the command-line defaults filled in where the twin says nothing.
-fn with_defaults(mut c: DesiredConfig, defaults: &DesiredConfig) -> DesiredConfig {
-    if c.model.is_none() {
-        c.model = defaults.model.clone();
-    }
-    if c.source.is_none() {
-        c.source = defaults.source.clone();
-    }
-    c
+        .unwrap_or_else(|| defaults::OUTPUT_NAME.to_string())
 }
 
 impl Module {
@@ -257,25 +233,18 @@ impl Module {
     }
 
     fn stats_json(&self) -> Value {
-        let mut v = match &self.pipeline {
-            Some(p) => serde_json::to_value(p.stats.snapshot()).unwrap_or(Value::Null),
-            None => json!({}),
-        };
-        let out = self.session.stats();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("outboxQueued".into(), json!(out.queued));
-            o.insert("outboxDropped".into(), json!(out.dropped));
-            o.insert("published".into(), json!(out.published));
-            o.insert("connects".into(), json!(self.session.connects()));
-        }
-        v
+        report::stats(
+            Some(self.stats.snapshot()),
+            &self.session.stats(),
+            self.session.connects(),
+        )
     }
 
     fn full_report(&mut self) -> Value {
         json!({
-            "config": serde_json::to_value(&self.applied).unwrap_or(Value::Null),
+            "config": report::config(&self.applied, &self.serving),
             "appliedVersion": self.desired_version,
-            "model": serde_json::to_value(&self.model_status).unwrap_or(Value::Null),
+            "model": report::model(&self.model_status),
             "stats": self.stats_json(),
         })
     }
@@ -291,15 +260,31 @@ impl Module {
             identity: self.identity.clone(),
             output: self.output.clone(),
         };
+        let options = PipelineOptions {
+            stats: Some(self.stats.clone()),
+            ..PipelineOptions::default()
+        };
         let p = Pipeline::start(
             config,
             self.engine.clone(),
             self.settings.clone(),
             Box::new(sink),
-            PipelineOptions::default(),
+            options,
         )?;
         self.pipeline = Some(p);
         Ok(())
+    }
+
+    fn restart_source(&mut self) {
+        if let Some(p) = self.pipeline.take() {
+            p.stop();
+            p.wait();
+        }
+        self.restart_source_at = None;
+        if let Err(e) = self.start_pipeline() {
+            tracing::error!(error = %e, "cannot start the new source; retrying");
+            self.restart_source_at = Some(Instant::now() + defaults::SOURCE_RETRY);
+        }
     }
 
     /// Files loop in module mode (a module has nothing else to do); failures retry.
@@ -309,7 +294,7 @@ impl Module {
                 self.restart_source_at = None;
                 if let Err(e) = self.start_pipeline() {
                     tracing::error!(error = %e, "cannot restart the source");
-                    self.restart_source_at = Some(Instant::now() + Duration::from_secs(5));
+                    self.restart_source_at = Some(Instant::now() + defaults::SOURCE_RETRY);
                 }
             }
             return;
@@ -320,292 +305,12 @@ impl Module {
                 let delay = match report.ingest {
                     Ok(()) => Duration::ZERO,
                     Err(e) => {
-                        tracing::error!(error = %e, "source failed; retrying in 5 s");
-                        Duration::from_secs(5)
+                        tracing::error!(error = %e, "source failed; retrying");
+                        defaults::SOURCE_RETRY
                     }
                 };
                 self.restart_source_at = Some(Instant::now() + delay);
             }
         }
     }
-
-    fn on_event(&mut self, ev: SessionEvent) {
-        match ev {
-            SessionEvent::Connected => {
-                // Patches may have been missed while offline: always read the whole twin.
-                let rid = self.next_rid();
-                self.pending_get.insert(rid.clone());
-                self.session
-                    .publish_control(format!("$iothub/twin/GET/?$rid={rid}"), Vec::new());
-            }
-            SessionEvent::Disconnected(reason) => {
-                tracing::debug!(%reason, "EdgeHub disconnected");
-            }
-            SessionEvent::Message { topic, payload } => self.on_message(&topic, &payload),
-        }
-    }
-
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
-        if let Some(rest) = topic.strip_prefix("$iothub/twin/res/") {
-            let status = rest.split('/').next().unwrap_or_default();
-            let rid = topic_param(topic, "$rid").unwrap_or_default().to_string();
-            if self.pending_get.remove(&rid) {
-                if status != "200" {
-                    tracing::warn!(status, "twin GET failed");
-                    return;
-                }
-                match serde_json::from_slice::<Value>(payload) {
-                    Ok(twin) => {
-                        let desired = twin.get("desired").cloned().unwrap_or_else(|| json!({}));
-                        let version = desired.get("$version").and_then(Value::as_i64);
-                        if version.is_some() && version == self.desired_version {
-                            tracing::info!(?version, "twin unchanged since last applied");
-                            let r = self.full_report();
-                            self.report(r);
-                        } else {
-                            self.apply_document(desired, version, "twin");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "twin GET returned invalid JSON"),
-                }
-            } else if !status.starts_with('2') {
-                tracing::warn!(
-                    status,
-                    rid,
-                    "reported properties update rejected by EdgeHub"
-                );
-            }
-        } else if topic.starts_with("$iothub/twin/PATCH/properties/desired/") {
-            let version = topic_param(topic, "$version").and_then(|v| v.parse().ok());
-            match serde_json::from_slice::<Value>(payload) {
-                Ok(patch) if patch.is_object() => {
-                    let mut candidate = self.desired_doc.clone();
-                    config::merge(&mut candidate, &patch);
-                    self.apply_document(candidate, version, "patch");
-                }
-                _ => {
-                    let reason = "desired patch is not a JSON object".to_string();
-                    tracing::warn!(?version, %reason, "desired patch rejected");
-                    self.report(json!({"lastDesired": {"version": version, "status": "rejected", "reason": reason, "at": now_iso()}}));
-                }
-            }
-        } else if let Some(rest) = topic.strip_prefix("$iothub/methods/POST/") {
-            let name = rest.split('/').next().unwrap_or_default().to_string();
-            let rid = topic_param(topic, "$rid").unwrap_or_default().to_string();
-            let (status, body) = self.on_method(&name, payload);
-            self.session.publish_control(
-                format!("$iothub/methods/res/{status}/?$rid={rid}"),
-                serde_json::to_vec(&body).unwrap_or_default(),
-            );
-        } else {
-            tracing::debug!(topic, "message on an input ignored");
-        }
-    }
-
-    fn on_method(&mut self, name: &str, _payload: &[u8]) -> (u16, Value) {
-        match name {
-            "getStats" => (200, self.stats_json()),
-            "snapshot" => {
-                let latest = self
-                    .pipeline
-                    .as_ref()
-                    .and_then(|p| p.latest.lock().ok().and_then(|l| l.clone()));
-                match latest {
-                    Some(m) => (200, serde_json::to_value(m).unwrap_or(Value::Null)),
-                    None => (404, json!({"message": "no frame inferred yet"})),
-                }
-            }
-            other => (
-                404,
-                json!({"message": format!("unknown method '{other}'; available: getStats, snapshot")}),
-            ),
-        }
-    }
-
-    /// Validates the whole candidate desired document, then applies what changed.
-    fn apply_document(&mut self, doc: Value, version: Option<i64>, origin: &str) {
-        let parsed = config::parse(&doc).and_then(|c| {
-            let c = with_defaults(c, &self.opts.initial);
-            // A source that cannot resolve is a validation failure, not a runtime one.
-            let source = resolve_source(&c, self.opts.presets_dir.as_deref())
-                .map_err(|e| vec![e.to_string()])?;
-            Ok((c, source))
-        });
-        let (cfg, source) = match parsed {
-            Ok(x) => x,
-            Err(errors) => {
-                let reason = errors.join("; ");
-                tracing::warn!(?version, %reason, origin, "desired properties rejected; running config unchanged");
-                self.report(json!({"lastDesired": {"version": version, "status": "rejected", "reason": reason, "at": now_iso()}}));
-                return;
-            }
-        };
-        self.desired_doc = doc;
-        self.desired_version = version;
-        let old = std::mem::replace(&mut self.applied, cfg.clone());
-        // Settings that only need a swap.
-        self.settings.store(Arc::new(live_settings(&cfg, &source)));
-        self.output.store(Arc::new(output_name(&cfg)));
-        if source != self.source {
-            tracing::info!(from = %self.source.name, to = %source.name, "switching source");
-            self.source = source;
-            if let Some(p) = self.pipeline.take() {
-                p.stop();
-                p.wait();
-            }
-            self.restart_source_at = None;
-            if let Err(e) = self.start_pipeline() {
-                tracing::error!(error = %e, "cannot start the new source; retrying");
-                self.restart_source_at = Some(Instant::now() + Duration::from_secs(5));
-            }
-        }
-        let wanted = cfg.model.clone().unwrap_or_default();
-        if old.model.clone().unwrap_or_default() != wanted || self.model_status.status == "failed" {
-            // Keep reporting the model that serves until the new one is ready.
-            self.applied.model = old.model;
-            self.start_load(wanted);
-        }
-        tracing::info!(?version, origin, "desired properties applied");
-        let mut r = self.full_report();
-        if let Some(o) = r.as_object_mut() {
-            o.insert(
-                "lastDesired".into(),
-                json!({"version": version, "status": "applied", "reason": Value::Null, "at": now_iso()}),
-            );
-        }
-        self.report(r);
-    }
-
-    fn start_load(&mut self, cfg: ModelConfig) {
-        self.load_seq += 1;
-        let seq = self.load_seq;
-        self.model_status = ModelStatus {
-            status: "loading",
-            name: cfg.name.clone(),
-            backend: cfg.backend.clone(),
-            sha256: cfg.sha256.clone(),
-            ..Default::default()
-        };
-        tracing::info!(model = ?cfg.name, uri = ?cfg.uri.as_deref().map(|u| u.split('?').next().unwrap_or(u)), backend = ?cfg.backend, "loading model off the hot path");
-        let fetcher = fetcher(&self.opts);
-        let tx = self.load_tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("model-load".into())
-            .spawn(move || {
-                let started = Instant::now();
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    load_model(&fetcher, &cfg)
-                }))
-                .unwrap_or_else(|_| Err("model load panicked".into()))
-                .map(|e| (e, started.elapsed().as_millis() as u64));
-                let _ = tx.send(LoadDone {
-                    seq,
-                    config: cfg,
-                    result,
-                });
-            });
-        if let Err(e) = spawned {
-            self.model_status.status = "failed";
-            self.model_status.reason = Some(format!("cannot start the loader: {e}"));
-        }
-    }
-
-    fn on_loaded(&mut self, done: LoadDone) {
-        if done.seq != self.load_seq {
-            return; // a newer request superseded this one
-        }
-        match done.result {
-            Ok((engine, load_ms)) => {
-                self.model_status = ready_status(&engine, load_ms);
-                tracing::info!(model = %engine.model().manifest.name, backend = engine.backend_name(), load_ms, "model swapped in");
-                // The swap: the inference thread picks it up at its next frame.
-                self.engine.store(Arc::new(engine));
-                self.applied.model = Some(done.config);
-            }
-            Err(reason) => {
-                tracing::warn!(%reason, "model load failed; the previous model keeps serving");
-                self.model_status = ModelStatus {
-                    status: "failed",
-                    name: done.config.name.clone(),
-                    backend: done.config.backend.clone(),
-                    sha256: done.config.sha256.clone(),
-                    reason: Some(reason),
-                    ..Default::default()
-                };
-            }
-        }
-        let r = json!({
-            "config": serde_json::to_value(&self.applied).unwrap_or(Value::Null),
-            "model": serde_json::to_value(&self.model_status).unwrap_or(Value::Null),
-        });
-        self.report(r);
-    }
-}
-
-/// Fetch, verify, load and warm up a model; nothing here touches the serving engine.
-fn load_model(fetcher: &Fetcher, cfg: &ModelConfig) -> Result<Engine, String> {
-    let (dir, from_archive) = fetcher.fetch(cfg).map_err(|e| e.to_string())?;
-    let model = crate::model::Model::load(&dir).map_err(|e| e.to_string())?;
-    if let (Some(expected), false) = (&cfg.sha256, from_archive) {
-        if !expected.eq_ignore_ascii_case(&model.sha256) {
-            return Err(format!(
-                "sha256 mismatch: twin says {expected}, {} has {}",
-                model.weights_path().display(),
-                model.sha256
-            ));
-        }
-    }
-    let engine = Engine::from_model(model, &engine_options(cfg)).map_err(|e| e.to_string())?;
-    // One warm-up run: a model that cannot infer must fail here, not on the stream.
-    engine
-        .infer_only(&preprocess::zero_tensor(engine.input_spec()))
-        .map_err(|e| e.to_string())?;
-    Ok(engine)
-}
-
-/// Builds the initial config from command-line style values.
-pub fn initial_config(
-    model_dir: &std::path::Path,
-    backend: Option<String>,
-    threads: usize,
-    source: &str,
-    params: BTreeMap<String, String>,
-) -> (DesiredConfig, PathBuf) {
-    let name = model_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "ssdlite-person".into());
-    let models_dir = model_dir
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            }
-        })
-        .unwrap_or_else(|| PathBuf::from("models"));
-    (
-        DesiredConfig {
-            model: Some(ModelConfig {
-                name: Some(name),
-                uri: None,
-                sha256: None,
-                backend,
-                threads: Some(threads as u32),
-            }),
-            source: Some(config::SourceConfig {
-                uri: Some(source.to_string()),
-                params: if params.is_empty() {
-                    None
-                } else {
-                    Some(params)
-                },
-                max_fps: None,
-            }),
-            detection: None,
-            output: None,
-        },
-        models_dir,
-    )
 }

@@ -283,3 +283,51 @@ impl Engine {
         self.backend.run(tensor)
     }
 }
+
+/// The one check of a confidence threshold, for the CLI, the twin and manifests alike.
+pub fn check_min_confidence(v: f32) -> Result<f32, String> {
+    if v.is_finite() && (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be within 0..1, got {v}"))
+    }
+}
+
+impl Engine {
+    /// Runs the engine on a frame from ingest; frames scaled for a previous model (just
+    /// after a swap) are adapted here, so no engine work happens in the pipeline.
+    pub fn detect_frame(
+        &self,
+        frame: &crate::ingest::Frame,
+        filter: &DetectionFilter,
+    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        let spec = self.input_spec();
+        let g = frame.geometry;
+        // The frame's own geometry maps boxes back, whatever resize mode produced it.
+        if g.input_w as u32 == spec.width && g.input_h as u32 == spec.height {
+            return self.detect_pixels(&frame.pixels, frame.order, g, filter);
+        }
+        let mut img = RgbImage::from_raw(g.input_w as u32, g.input_h as u32, frame.pixels.clone())
+            .ok_or_else(|| EngineError::Inference {
+                message: "frame buffer does not match its geometry".into(),
+            })?;
+        if frame.order == ColorOrder::Bgr {
+            img.pixels_mut().for_each(|p| p.0.swap(0, 2));
+        }
+        let (dets, times) = self.detect_image(&img, filter)?;
+        let mapped = dets
+            .into_iter()
+            .map(|mut d| {
+                let b = g.to_frame([d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]);
+                d.bbox = BBox {
+                    l: b[0],
+                    t: b[1],
+                    w: b[2] - b[0],
+                    h: b[3] - b[1],
+                };
+                d
+            })
+            .collect();
+        Ok((mapped, times))
+    }
+}

@@ -5,17 +5,22 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{bounded, RecvTimeoutError};
+use crossbeam_channel::bounded;
 
 pub mod stats;
 
-use crate::engine::{BBox, Detection, DetectionFilter, Engine, StageTimes};
+mod infer;
+mod rate;
+
+use crate::defaults;
+use crate::engine::{DetectionFilter, Engine, StageTimes};
 use crate::ingest::{Frame, FrameSink, Ingest, IngestConfig, IngestError, InputTarget};
-use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
-use crate::publish::{Outgoing, Sink};
+use crate::message::InferenceMessage;
+use crate::publish::Sink;
+use infer::{Envelope, InferLoop, Shared};
 pub use stats::{Stats, StatsSnapshot};
 
 /// Settings that change live without touching the model (twin `detection`, `source.maxFps`).
@@ -48,15 +53,19 @@ pub struct PipelineOptions {
     /// How long shutdown waits for the sink to deliver what is queued.
     pub flush_timeout: Duration,
     pub observer: Option<FrameObserver>,
+    /// Counters to continue (module mode keeps one set across source restarts, so
+    /// /metrics stays current and monotonic); `None` starts fresh ones.
+    pub stats: Option<Arc<Stats>>,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
-            frame_queue: 2,
-            message_queue: 1024,
-            flush_timeout: Duration::from_secs(3),
+            frame_queue: defaults::FRAME_QUEUE,
+            message_queue: defaults::MESSAGE_QUEUE,
+            flush_timeout: defaults::FLUSH_TIMEOUT,
             observer: None,
+            stats: None,
         }
     }
 }
@@ -69,11 +78,6 @@ pub struct PipelineReport {
     pub undelivered: usize,
 }
 
-struct Envelope {
-    out: Outgoing,
-    received: Instant,
-}
-
 impl Pipeline {
     pub fn start(
         ingest_config: IngestConfig,
@@ -84,8 +88,11 @@ impl Pipeline {
     ) -> Result<Pipeline, IngestError> {
         crate::ingest::init()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let ingest_stats = Arc::new(crate::ingest::IngestStats::default());
-        let stats = Stats::new(ingest_stats.clone());
+        let stats = options
+            .stats
+            .clone()
+            .unwrap_or_else(|| Stats::new(Arc::new(crate::ingest::IngestStats::default())));
+        let ingest_stats = stats.ingest.clone();
         {
             let e = engine.load();
             let m = &e.model().manifest;
@@ -112,24 +119,21 @@ impl Pipeline {
             })
             .map_err(|e| IngestError::Init(e.to_string()))?;
 
-        let infer_stats = stats.clone();
-        let infer_latest = latest.clone();
-        let infer_target = target.clone();
-        let observer = options.observer.clone();
+        let infer = InferLoop::new(
+            frame_rx,
+            msg_tx,
+            Shared {
+                engine,
+                settings,
+                stats: stats.clone(),
+                latest: latest.clone(),
+                target: target.clone(),
+                observer: options.observer.clone(),
+            },
+        );
         let infer_handle = std::thread::Builder::new()
             .name("infer".into())
-            .spawn(move || {
-                infer_loop(
-                    frame_rx,
-                    msg_tx,
-                    engine,
-                    settings,
-                    infer_stats,
-                    infer_latest,
-                    infer_target,
-                    observer,
-                )
-            })
+            .spawn(move || infer.run())
             .map_err(|e| IngestError::Init(e.to_string()))?;
 
         let sink_stats = stats.clone();
@@ -199,143 +203,4 @@ impl Pipeline {
             undelivered,
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn infer_loop(
-    frames: crossbeam_channel::Receiver<Frame>,
-    messages: crossbeam_channel::Sender<Envelope>,
-    engine: EngineSlot,
-    settings: Arc<ArcSwap<LiveSettings>>,
-    stats: Arc<Stats>,
-    latest: Arc<Mutex<Option<InferenceMessage>>>,
-    target: Arc<ArcSwap<InputTarget>>,
-    observer: Option<FrameObserver>,
-) {
-    let mut last_pts: Option<u64> = None;
-    let mut last_model: Option<(String, String)> = None;
-    loop {
-        let frame = match frames.recv_timeout(Duration::from_millis(200)) {
-            Ok(f) => f,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let live = settings.load();
-        let pts = frame
-            .pts_ms
-            .unwrap_or_else(|| frame.received.elapsed().as_millis() as u64);
-        if let (Some(max_fps), Some(prev)) = (live.max_fps, last_pts) {
-            if max_fps > 0.0 && (pts.saturating_sub(prev) as f32) < 1000.0 / max_fps - 0.5 {
-                stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-        }
-        last_pts = Some(pts);
-        // One load per frame: a swap lands between frames, never inside one.
-        let engine = engine.load_full();
-        let manifest = &engine.model().manifest;
-        let model_key = (manifest.name.clone(), manifest.version.clone());
-        if last_model.as_ref() != Some(&model_key) {
-            stats.set_model(&manifest.name, &manifest.version, engine.backend_name());
-            let wanted = InputTarget::from(engine.input_spec());
-            if **target.load() != wanted {
-                target.store(Arc::new(wanted));
-            }
-            last_model = Some(model_key);
-        }
-        let result = detect_frame(&engine, &frame, &live.filter);
-        let (dets, times) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                stats.infer_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, frame = frame.seq, "inference failed; frame skipped");
-                continue;
-            }
-        };
-        stats.record_inference(&manifest.name, engine.backend_name(), &times);
-        let msg = InferenceMessage::new(
-            &live.source_name,
-            FrameInfo {
-                pts_ms: pts,
-                width: frame.width,
-                height: frame.height,
-            },
-            ModelInfo {
-                name: manifest.name.clone(),
-                version: manifest.version.clone(),
-            },
-            &dets,
-        );
-        if let Some(obs) = &observer {
-            obs(&msg, &times);
-        }
-        if let Ok(mut l) = latest.lock() {
-            *l = Some(msg.clone());
-        }
-        // Frames with nothing in them send nothing.
-        if msg.inferences.is_empty() {
-            continue;
-        }
-        let body = match serde_json::to_vec(&msg) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialize message");
-                continue;
-            }
-        };
-        let out = Outgoing {
-            body,
-            properties: vec![
-                ("source".into(), live.source_name.clone()),
-                ("model".into(), manifest.name.clone()),
-                ("modelVersion".into(), manifest.version.clone()),
-            ],
-        };
-        if messages
-            .send(Envelope {
-                out,
-                received: frame.received,
-            })
-            .is_err()
-        {
-            break;
-        }
-    }
-}
-
-/// Runs the engine on a frame; frames scaled for a previous model are adapted in Rust.
-fn detect_frame(
-    engine: &Engine,
-    frame: &Frame,
-    filter: &DetectionFilter,
-) -> Result<(Vec<Detection>, StageTimes), crate::engine::EngineError> {
-    let spec = engine.input_spec();
-    let g = frame.geometry;
-    // The frame's own geometry maps boxes back, whatever resize mode produced it.
-    if g.input_w as u32 == spec.width && g.input_h as u32 == spec.height {
-        return engine.detect_pixels(&frame.pixels, frame.order, g, filter);
-    }
-    let mut img =
-        image::RgbImage::from_raw(g.input_w as u32, g.input_h as u32, frame.pixels.clone())
-            .ok_or_else(|| crate::engine::EngineError::Inference {
-                message: "frame buffer does not match its geometry".into(),
-            })?;
-    if frame.order == crate::model::ColorOrder::Bgr {
-        img.pixels_mut().for_each(|p| p.0.swap(0, 2));
-    }
-    let (dets, times) = engine.detect_image(&img, filter)?;
-    let mapped = dets
-        .into_iter()
-        .map(|mut d| {
-            let b = g.to_frame([d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]);
-            d.bbox = BBox {
-                l: b[0],
-                t: b[1],
-                w: b[2] - b[0],
-                h: b[3] - b[1],
-            };
-            d
-        })
-        .collect();
-    Ok((mapped, times))
 }

@@ -238,6 +238,8 @@ pub struct HubState {
     pub reported: Value,
     pub reported_patches: Vec<Value>,
     pub gets: usize,
+    /// The next this-many twin GETs are answered badly (odd: status 500, even: garbage).
+    pub bad_gets: usize,
     /// (topic, payload, arrival)
     pub telemetry: Vec<(String, Value, Instant)>,
     pub method_responses: Vec<(String, String, Value)>,
@@ -406,12 +408,20 @@ fn handle(st: &Arc<Mutex<HubState>>, cl: &rumqttc::Client, topic: &str, payload:
     let mut s = st.lock().expect("lock");
     if topic.starts_with("$iothub/twin/GET/") {
         s.gets += 1;
-        let body = json!({"desired": s.desired, "reported": s.reported});
+        let (status, body) = match s.bad_gets {
+            0 => (
+                200,
+                json!({"desired": s.desired, "reported": s.reported}).to_string(),
+            ),
+            n if n % 2 == 1 => (500, "{}".to_string()),
+            _ => (200, "not json {".to_string()),
+        };
+        s.bad_gets = s.bad_gets.saturating_sub(1);
         let _ = cl.try_publish(
-            format!("$iothub/twin/res/200/?$rid={rid}"),
+            format!("$iothub/twin/res/{status}/?$rid={rid}"),
             rumqttc::QoS::AtLeastOnce,
             false,
-            body.to_string(),
+            body,
         );
     } else if topic.starts_with("$iothub/twin/PATCH/properties/reported/") {
         let patch: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
@@ -473,13 +483,19 @@ impl Module {
             .env("EDGELENS_EDGEHUB_PORT", tls_port.to_string())
             .env("EDGELENS_CACHE_DIR", dir.path().join("cache"))
             .env("EDGELENS_STATS_INTERVAL_SECS", "2")
-            .args(["run", "--metrics-addr", "off", "--realtime", "--source"])
-            .arg(super::sample_video())
-            .arg("--model")
-            .arg(super::model("ssdlite-person"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log);
+            .args(["run", "--realtime"]);
+        // Defaults the test's own args may replace (clap rejects an option given twice).
+        let defaults = [
+            ("--metrics-addr", "off".into()),
+            ("--source", super::sample_video()),
+            ("--model", super::model("ssdlite-person")),
+        ];
+        for (flag, value) in defaults {
+            if !args.contains(&flag) {
+                cmd.arg(flag).arg(value);
+            }
+        }
+        cmd.args(args).stdout(Stdio::null()).stderr(log);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -511,10 +527,21 @@ pub struct Harness {
 
 impl Harness {
     pub fn start(desired: Value, extra_env: &[(&str, &str)], args: &[&str]) -> Harness {
+        Harness::start_with(desired, extra_env, args, |_| {})
+    }
+
+    /// Like `start`, with the hub simulator's state prepared before the module connects.
+    pub fn start_with(
+        desired: Value,
+        extra_env: &[(&str, &str)],
+        args: &[&str],
+        prepare: impl FnOnce(&mut HubState),
+    ) -> Harness {
         let ca = TestCa::new();
         let broker = Broker::start(&ca);
         let workload = WorkloadServer::start(&ca.ca_pem);
         let hub = HubSimulator::start(broker.plain_port, desired);
+        prepare(&mut hub.state.lock().expect("lock"));
         let module = Module::start(&workload, broker.tls_port, extra_env, args);
         Harness {
             ca,
@@ -523,6 +550,19 @@ impl Harness {
             hub,
             module,
         }
+    }
+}
+
+impl Harness {
+    /// Waits until the twin is applied, the model is ready and `messages` telemetry
+    /// messages have arrived.
+    pub fn wait_ready(&self, messages: usize) {
+        self.hub.wait(Duration::from_secs(60), "module ready", |s| {
+            s.gets >= 1
+                && s.reported["appliedVersion"].is_i64()
+                && s.reported["model"]["status"] == "ready"
+                && s.telemetry.len() >= messages
+        });
     }
 }
 

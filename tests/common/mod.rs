@@ -266,3 +266,25 @@ pub fn detect(model_name: &str, backend: &str, image: &str) -> Vec<edgelens::eng
 pub fn corners(d: &edgelens::engine::Detection) -> [f32; 4] {
     [d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]
 }
+
+/// A gst-rtsp-server camera on 127.0.0.1:`port` serving a live test pattern at `/test`.
+pub fn start_rtsp(port: u16) -> ChildGuard {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .arg(root().join("tests/support/rtsp_server.py"))
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rtsp server (python3-gi, gir1.2-gst-rtsp-server-1.0: run make deps)");
+    let mut ready = [0u8; 5];
+    child
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut ready)
+        .expect("rtsp server READY");
+    assert_eq!(&ready, b"READY");
+    ChildGuard(child)
+}

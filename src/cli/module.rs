@@ -1,0 +1,92 @@
+//! Module mode: EdgeHub publishing and the twin as control plane. The command line gives
+//! the base config; the twin overrides it field by field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use edgelens::control::config::{DesiredConfig, DetectionConfig, ModelConfig, SourceConfig};
+use edgelens::control::{self, ModuleOptions};
+
+use super::run::RunArgs;
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // The twin is the control plane: it cannot express raw launch text, so neither may the
+    // command line in module mode (it would be a second, unreported config).
+    anyhow::ensure!(
+        args.source.pipeline.is_none(),
+        "--pipeline is not available in module mode: use --source with a preset, or --no-module"
+    );
+    anyhow::ensure!(
+        !args.source.live,
+        "--live only applies to --pipeline and is not available in module mode"
+    );
+    let (initial, models_dir) = initial_config(&args);
+    let errors = control::config::validate(&initial);
+    anyhow::ensure!(errors.is_empty(), "{}", errors.join("; "));
+    let metrics = super::run::metrics_addr(&args.metrics_addr)?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    control::run_module(
+        ModuleOptions {
+            initial,
+            source_name: args.name.clone(),
+            models_dir,
+            cache_dir: args
+                .cache_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("edgelens-models")),
+            max_model_bytes: args.max_model_mb * 1024 * 1024,
+            queue_capacity: args.queue,
+            stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+            presets_dir: args.source.presets.clone(),
+            metrics,
+            realtime: args.source.realtime,
+        },
+        stop,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The command line as a desired document, plus the folder bundled model names resolve in.
+fn initial_config(args: &RunArgs) -> (DesiredConfig, PathBuf) {
+    let model_dir: &Path = &args.model.model;
+    let name = model_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| edgelens::defaults::MODEL_NAME.into());
+    let models_dir = match model_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        Some(_) => PathBuf::from("."),
+        None => PathBuf::from("models"),
+    };
+    let params: BTreeMap<String, String> = args.source.set.iter().cloned().collect();
+    let detection =
+        (args.min_confidence.is_some() || !args.classes.is_empty()).then(|| DetectionConfig {
+            min_confidence: args.min_confidence.map(f64::from),
+            classes: (!args.classes.is_empty()).then(|| args.classes.clone()),
+        });
+    let config = DesiredConfig {
+        model: Some(ModelConfig {
+            name: Some(name),
+            uri: None,
+            sha256: None,
+            backend: args.model.backend.clone(),
+            threads: Some(args.model.threads as u32),
+        }),
+        source: Some(SourceConfig {
+            uri: Some(args.source.source.clone()),
+            params: (!params.is_empty()).then_some(params),
+            max_fps: args.max_fps.map(f64::from),
+        }),
+        detection,
+        output: None,
+    };
+    (config, models_dir)
+}

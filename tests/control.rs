@@ -1,0 +1,213 @@
+//! The control plane under hostile or unlucky conditions, in module mode through the
+//! harness (real mosquitto over TLS, workload API, hub simulator, the real binary).
+
+mod common;
+
+use std::time::Duration;
+
+use common::edgehub::*;
+use serde_json::{json, Value};
+
+fn desired() -> Value {
+    json!({"model": {"name": "ssdlite-person", "backend": "ort"}})
+}
+
+fn source_of(topic: &str) -> String {
+    topic
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("source="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Issue 9 item 8: a partial `source` patch keeps the command line's camera.
+#[test]
+fn a_partial_source_patch_keeps_the_command_line_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cam = dir.path().join("cam7.mp4");
+    std::fs::copy(common::sample_video(), &cam).expect("copy sample");
+    let cam = cam.to_string_lossy().to_string();
+    let h = Harness::start(
+        desired(),
+        &[],
+        &["--source", &cam, "--min-confidence", "0.4"],
+    );
+    h.wait_ready(3);
+    let v = h.hub.patch_desired(json!({"source": {"maxFps": 5}}));
+    h.hub.wait(Duration::from_secs(20), "maxFps applied", |s| {
+        s.reported["appliedVersion"] == v
+    });
+    let n = h.hub.telemetry_count();
+    h.hub
+        .wait(Duration::from_secs(30), "telemetry after the patch", |s| {
+            s.telemetry.len() >= n + 5
+        });
+    let st = h.hub.state.lock().expect("lock");
+    for (topic, _, _) in &st.telemetry[n..] {
+        assert_eq!(
+            source_of(topic),
+            "cam7.mp4",
+            "the camera was replaced: {topic}"
+        );
+    }
+    let cfg = &st.reported["config"];
+    assert_eq!(cfg["source"]["maxFps"], 5.0, "{cfg}");
+    assert_eq!(cfg["source"]["uri"], cam.as_str(), "{cfg}");
+    // --min-confidence stays the base for detection too.
+    assert_eq!(
+        cfg["detection"]["minConfidence"]
+            .as_f64()
+            .map(|f| (f * 100.0).round()),
+        Some(40.0),
+        "{cfg}"
+    );
+}
+
+/// Issue 9 item 8: options module mode cannot honour are refused, not ignored.
+#[test]
+fn module_mode_rejects_options_it_cannot_honour() {
+    let ca = TestCa::new();
+    let workload = WorkloadServer::start(&ca.ca_pem);
+    for args in [
+        &["--pipeline", "videotestsrc ! fakesink"][..],
+        &["--live"][..],
+    ] {
+        let mut m = Module::start(&workload, 1, &[], args);
+        let status = m.child.0.wait().expect("module exits");
+        assert_eq!(status.code(), Some(2), "{args:?}");
+        let log = m.log();
+        assert!(
+            log.contains("not available in module mode"),
+            "{args:?}: {log}"
+        );
+    }
+}
+
+/// Issue 9 item 4: patches that do not change the model start no load while one runs.
+#[test]
+fn patches_during_a_load_start_no_second_load() {
+    let h = Harness::start(desired(), &[], &[]);
+    h.wait_ready(3);
+    let v1 = h
+        .hub
+        .patch_desired(json!({"model": {"name": "nanodet-m", "backend": "ort"}}));
+    let v2 = h
+        .hub
+        .patch_desired(json!({"detection": {"minConfidence": 0.6}}));
+    let v3 = h
+        .hub
+        .patch_desired(json!({"detection": {"minConfidence": 0.55}}));
+    assert!(v1 < v2 && v2 < v3);
+    h.hub.wait(Duration::from_secs(60), "nanodet ready", |s| {
+        s.reported["appliedVersion"] == v3
+            && s.reported["model"]["status"] == "ready"
+            && s.reported["model"]["name"] == "nanodet-m"
+    });
+    let log = h.module.log();
+    let loads = log
+        .lines()
+        .filter(|l| l.contains("loading model off the hot path") && l.contains("nanodet-m"))
+        .count();
+    assert_eq!(loads, 1, "one load for three patches:\n{log}");
+    // The twin named the model the command line already serves: no reload at start.
+    let reloads = log
+        .lines()
+        .filter(|l| l.contains("loading model off the hot path") && l.contains("ssdlite-person"))
+        .count();
+    assert_eq!(reloads, 0, "the serving model was loaded again:\n{log}");
+}
+
+/// Issue 9 item 13: a twin GET answered with an error or garbage is retried.
+#[test]
+fn a_failed_twin_get_is_retried() {
+    let h = Harness::start_with(
+        json!({"model": {"name": "ssdlite-person", "backend": "ort"}, "output": {"name": "people"}}),
+        &[],
+        &[],
+        |s| s.bad_gets = 2,
+    );
+    h.hub.wait(
+        Duration::from_secs(30),
+        "the twin applied after retries",
+        |s| s.gets >= 3 && s.reported["appliedVersion"] == 1,
+    );
+    h.hub.wait(
+        Duration::from_secs(30),
+        "telemetry on the twin's output",
+        |s| {
+            s.telemetry
+                .iter()
+                .any(|(t, _, _)| t.contains("%24.on=people&"))
+        },
+    );
+    assert!(h.module.log().contains("twin GET failed; retrying"));
+}
+
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// Issue 9 item 10: /metrics follows the running pipeline across restarts (a file loops in
+/// module mode, and each loop is a new pipeline) and its counters never go back.
+#[test]
+fn metrics_stay_current_and_monotonic_across_source_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("short.mp4");
+    let ok = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=20",
+            "!",
+            "video/x-raw,format=I420,width=320,height=240,framerate=20/1",
+            "!",
+            "x264enc",
+            "speed-preset=ultrafast",
+            "!",
+            "h264parse",
+            "!",
+            "mp4mux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", clip.display()))
+        .status()
+        .expect("gst-launch")
+        .success();
+    assert!(ok, "made the short clip");
+    let port = common::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let clip_s = clip.to_string_lossy().to_string();
+    let h = Harness::start(
+        desired(),
+        &[],
+        &["--source", &clip_s, "--metrics-addr", &addr],
+    );
+    h.hub.wait(Duration::from_secs(60), "model ready", |s| {
+        s.reported["model"]["status"] == "ready"
+    });
+    let mut last = 0;
+    let mut samples = Vec::new();
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(800));
+        let n = counter(&scrape(port), "edgelens_frames_in_total");
+        assert!(n >= last, "counter went back: {samples:?} then {n}");
+        last = n;
+        samples.push(n);
+    }
+    // The clip has 20 frames at 20 fps: after ~5 s the counter must have passed several loops.
+    assert!(last > 40, "stale /metrics after a restart: {samples:?}");
+}
