@@ -220,6 +220,7 @@ pub fn sample_video() -> PathBuf {
     root().join("samples/vtest.mp4")
 }
 pub mod edgehub;
+pub mod hostile;
 
 /// Runs a command that must succeed and parses its stdout as JSON lines.
 pub fn json_lines(cmd: &mut Command) -> Vec<serde_json::Value> {
