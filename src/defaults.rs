@@ -83,3 +83,7 @@ pub const UPLOAD_BACKOFF_START: Duration = Duration::from_millis(500);
 pub const UPLOAD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Deadline of one blob request.
 pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The blob container when the twin names none (the deployment template uploads this one).
+pub const SNAPSHOT_CONTAINER: &str = "edgelens-snapshots";
+/// How often `Snapshotter` applies retention while writing.
+pub const SNAPSHOT_RETENTION_EVERY: Duration = Duration::from_secs(60);

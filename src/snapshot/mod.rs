@@ -6,10 +6,12 @@
 //! - [`journal`]: the on-disk upload queue (survives restarts).
 //! - [`blob`]: connection string and container name, parsed and validated (pure).
 //! - [`upload`]: the background uploader with retry and backoff.
+//! - [`snapshotter`]: all of the above behind one `offer` call, for the pipeline.
 
 pub mod best;
 pub mod blob;
 pub mod journal;
+pub mod snapshotter;
 pub mod store;
 pub mod upload;
 mod worker;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 
 pub use best::BestSnapshots;
 pub use blob::{BlobConfig, ConnectionString, ContainerName};
+pub use snapshotter::{SnapshotRef, SnapshotSettings, Snapshotter};
 pub use store::{Retention, SavedSnapshot, SnapshotStore};
 pub use upload::{UploadState, UploadStatus, Uploader, UploaderConfig};
 
