@@ -305,6 +305,11 @@ fn wrong_key_is_reported_and_files_are_kept() {
     );
     assert!(!err.contains(WRONG_KEY) && !err.contains(DEV_KEY), "{err}");
     assert!(!format!("{up:?}").contains(WRONG_KEY));
+    let cfg_debug = format!("{:?}", uploader_config(port, WRONG_KEY, &root));
+    assert!(
+        !cfg_debug.contains(WRONG_KEY) && cfg_debug.contains("***"),
+        "{cfg_debug}"
+    );
     assert!(!up.wait_idle(Duration::from_secs(1)));
     assert_eq!(up.status().pending, 2);
     // Retention that would delete everything spares what waits for upload.
