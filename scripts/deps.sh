@@ -94,3 +94,22 @@ if [ "$WITH_TF" = 1 ] && [ ! -f "$TF_DIR/libtensorflow.so" ]; then
   rm -f "$wheel"  # 250 MB we no longer need
   log "TensorFlow C API $TF_VERSION -> $TF_DIR ($(du -sh "$TF_DIR" | cut -f1))"
 fi
+
+# Azurite, the Azure Storage emulator, for the snapshot upload tests (npm; node comes with the
+# machine or the Debian `nodejs` package).
+AZURITE_VERSION=3.35.0
+AZURITE_DIR="$DEPS/azurite"
+if ! command -v npm >/dev/null 2>&1; then
+  log "installing Debian packages: nodejs npm"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+have_azurite=$(node -e "try{console.log(require('$AZURITE_DIR/node_modules/azurite/package.json').version)}catch(e){}" 2>/dev/null || true)
+if [ "$have_azurite" != "$AZURITE_VERSION" ]; then
+  log "installing azurite $AZURITE_VERSION from npm -> $AZURITE_DIR"
+  mkdir -p "$AZURITE_DIR"
+  npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --save-exact --loglevel=error \
+    "azurite@$AZURITE_VERSION" >&2
+fi

@@ -63,3 +63,37 @@ pub const TWIN_GET_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SOURCE: &str = "samples/vtest.mp4";
 /// The EdgeHub output detections go to.
 pub const OUTPUT_NAME: &str = "detections";
+
+// --- Snapshots (src/snapshot/) ---
+/// Where module mode writes snapshots (a bind mount shared with the blob module's host).
+pub const SNAPSHOT_DIR: &str = "/data/snapshots";
+/// Retention: at most this many snapshots (a snapshot and its crop count as one)...
+pub const SNAPSHOT_MAX_FILES: usize = 5_000;
+/// ...at most this many bytes, in MiB...
+pub const SNAPSHOT_MAX_MB: u64 = 1024;
+/// ...and none older than this. Snapshots still waiting for upload are never deleted.
+pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// JPEG quality of written snapshots (1..=100).
+pub const SNAPSHOT_JPEG_QUALITY: u8 = 85;
+/// A track's snapshot is replaced only when the new one is this much better (relative),
+/// so a slowly growing box does not rewrite (and re-upload) a JPEG every frame.
+pub const SNAPSHOT_MIN_GAIN: f32 = 0.05;
+/// A box within this many pixels of the frame border counts as cut off by it.
+pub const SNAPSHOT_EDGE_MARGIN_PX: f32 = 2.0;
+/// Quality factor for a box cut off by the frame border.
+pub const SNAPSHOT_EDGE_PENALTY: f32 = 0.5;
+/// Tracks whose best snapshot is remembered at once (tracks beyond it get none).
+pub const SNAPSHOT_MAX_TRACKS: usize = 4_096;
+/// Env var holding the Azure Storage connection string of the blob module.
+pub const BLOB_CONNECTION_ENV: &str = "EDGELENS_BLOB_CONNECTION_STRING";
+/// Uploads waiting on disk; beyond it snapshots stay local only.
+pub const UPLOAD_QUEUE_MAX: usize = 2_000;
+/// Upload retry backoff: starts here, doubles, stops growing at the max.
+pub const UPLOAD_BACKOFF_START: Duration = Duration::from_millis(500);
+pub const UPLOAD_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Deadline of one blob request.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The blob container when the twin names none (the deployment template uploads this one).
+pub const SNAPSHOT_CONTAINER: &str = "edgelens-snapshots";
+/// How often `Snapshotter` applies retention while writing.
+pub const SNAPSHOT_RETENTION_EVERY: Duration = Duration::from_secs(60);
