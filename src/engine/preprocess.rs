@@ -5,6 +5,7 @@ use image::RgbImage;
 use ndarray::{Array4, ArrayD};
 
 use super::backend::InputTensor;
+use crate::ingest::ScaleTarget;
 use crate::model::{ColorOrder, DType, InputSpec, Layout, Resize};
 
 /// Where the original frame sits inside the model input (letterbox padding, in input pixels).
@@ -19,28 +20,27 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    pub fn new(spec: &InputSpec, frame_w: u32, frame_h: u32) -> Geometry {
-        let (iw, ih) = (spec.width as f32, spec.height as f32);
-        match spec.resize {
-            Resize::Stretch => Geometry {
+    /// Where a `frame_w x frame_h` frame lands when scaled to `target`.
+    pub fn new(target: &ScaleTarget, frame_w: u32, frame_h: u32) -> Geometry {
+        let (iw, ih) = (target.width as f32, target.height as f32);
+        if !target.letterbox {
+            return Geometry {
                 input_w: iw,
                 input_h: ih,
                 content_x: 0.0,
                 content_y: 0.0,
                 content_w: iw,
                 content_h: ih,
-            },
-            Resize::Letterbox => {
-                let (cw, ch) = letterbox_size(spec.width, spec.height, frame_w, frame_h);
-                Geometry {
-                    input_w: iw,
-                    input_h: ih,
-                    content_x: ((spec.width - cw) / 2) as f32,
-                    content_y: ((spec.height - ch) / 2) as f32,
-                    content_w: cw as f32,
-                    content_h: ch as f32,
-                }
-            }
+            };
+        }
+        let (cw, ch) = letterbox_size(target.width, target.height, frame_w, frame_h);
+        Geometry {
+            input_w: iw,
+            input_h: ih,
+            content_x: ((target.width - cw) / 2) as f32,
+            content_y: ((target.height - ch) / 2) as f32,
+            content_w: cw as f32,
+            content_h: ch as f32,
         }
     }
 
@@ -62,7 +62,7 @@ pub fn letterbox_size(in_w: u32, in_h: u32, frame_w: u32, frame_h: u32) -> (u32,
 
 /// Resizes a still image to the model input in Rust (the video path does this in GStreamer).
 pub fn resize_image(img: &RgbImage, spec: &InputSpec) -> (RgbImage, Geometry) {
-    let geometry = Geometry::new(spec, img.width(), img.height());
+    let geometry = Geometry::new(&ScaleTarget::from(spec), img.width(), img.height());
     let filter = image::imageops::FilterType::Triangle;
     let out = match spec.resize {
         Resize::Stretch => image::imageops::resize(img, spec.width, spec.height, filter),

@@ -13,7 +13,7 @@ use crossbeam_channel::{bounded, RecvTimeoutError};
 pub mod stats;
 
 use crate::engine::{BBox, Detection, DetectionFilter, Engine, StageTimes};
-use crate::ingest::{Frame, FrameSink, Ingest, IngestConfig, IngestError, InputTarget};
+use crate::ingest::{Frame, FrameQueue, Ingest, IngestConfig, IngestError, ScaleTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
 use crate::publish::{Outgoing, Sink};
 pub use stats::{Stats, StatsSnapshot};
@@ -38,7 +38,7 @@ pub struct Pipeline {
     infer: Option<JoinHandle<()>>,
     publish: Option<JoinHandle<usize>>,
     pub stats: Arc<Stats>,
-    pub target: Arc<ArcSwap<InputTarget>>,
+    pub target: Arc<ArcSwap<ScaleTarget>>,
     pub latest: Arc<Mutex<Option<InferenceMessage>>>,
 }
 
@@ -92,19 +92,15 @@ impl Pipeline {
             stats.set_model(&m.name, &m.version, e.backend_name());
         }
         let target = ingest_config.target.clone();
-        let (frame_tx, frame_rx) = bounded::<Frame>(options.frame_queue.max(1));
+        let (frame_queue, frame_rx) = FrameQueue::bounded(options.frame_queue);
         let (msg_tx, msg_rx) = bounded::<Envelope>(options.message_queue.max(1));
         let latest = Arc::new(Mutex::new(None));
 
-        let frame_sink = FrameSink {
-            tx: frame_tx,
-            drain: frame_rx.clone(),
-        };
         let ingest = Ingest::new(ingest_config, ingest_stats, stop.clone());
         let ingest_handle = std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || {
-                let r = ingest.run(&frame_sink);
+                let r = ingest.run(&frame_queue);
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "source stopped");
                 }
@@ -209,7 +205,7 @@ fn infer_loop(
     settings: Arc<ArcSwap<LiveSettings>>,
     stats: Arc<Stats>,
     latest: Arc<Mutex<Option<InferenceMessage>>>,
-    target: Arc<ArcSwap<InputTarget>>,
+    target: Arc<ArcSwap<ScaleTarget>>,
     observer: Option<FrameObserver>,
 ) {
     let mut last_pts: Option<u64> = None;
@@ -237,7 +233,7 @@ fn infer_loop(
         let model_key = (manifest.name.clone(), manifest.version.clone());
         if last_model.as_ref() != Some(&model_key) {
             stats.set_model(&manifest.name, &manifest.version, engine.backend_name());
-            let wanted = InputTarget::from(engine.input_spec());
+            let wanted = ScaleTarget::from(engine.input_spec());
             if **target.load() != wanted {
                 target.store(Arc::new(wanted));
             }
