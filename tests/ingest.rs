@@ -160,6 +160,7 @@ fn the_payload_in_the_uri_stays_one_property_value() {
             "decodebin",
             "queue",
             "rtspsrc",
+            "typefind", // inside decodebin
             "videoconvert",
             "videoscale"
         ]
@@ -236,8 +237,8 @@ fn raw_launch_text_remains_a_cli_escape_hatch() {
     // Dynamic pads inside the raw text are linked by gst-launch itself.
     let uri = format!("file://{}", sample_video().display());
     let spec = ingest::raw(&format!("uridecodebin uri={uri}"), false, "pipeline");
-    let (frames, _) = collect(config(spec, Mode::Lossless), 5);
-    assert_eq!(frames.len(), 5);
+    let (frames, result) = collect(config(spec, Mode::Lossless), 5);
+    assert_eq!(frames.len(), 5, "{result:?}");
 }
 
 /// Log lines the ingest thread writes, at debug level.

@@ -28,32 +28,42 @@ pub fn build(spec: &SourceSpec, target: &ScaleTarget, mode: Mode) -> Result<Buil
         what: what.clone(),
         message: redact::text(&message),
     };
-    let pipeline = gst::Pipeline::new();
     let (tail, appsink, scale_sink) = tail(target, mode)?;
-    pipeline.add_many(&tail).map_err(|e| err(e.to_string()))?;
-    gst::Element::link_many(&tail).map_err(|e| err(e.to_string()))?;
-    let entry = &tail[0];
-    match &spec.head {
+    let entry = tail[0].clone();
+    let pipeline = match &spec.head {
         SourceHead::Element(e) => {
+            let pipeline = gst::Pipeline::new();
             let chain = chain(e)?;
             pipeline.add_many(&chain).map_err(|e| err(e.to_string()))?;
+            pipeline.add(&entry).map_err(|e| err(e.to_string()))?;
             for pair in chain.windows(2) {
                 link_when_ready(&pair[0], &pair[1]).map_err(err)?;
             }
             if let Some(last) = chain.last() {
-                link_when_ready(last, entry).map_err(err)?;
+                link_when_ready(last, &entry).map_err(err)?;
             }
+            pipeline
         }
         SourceHead::Launch(raw) => {
-            // CLI only. An identity with a static src pad closes the text, so gst-launch
-            // links dynamic pads inside the bin and the bin gets one ghost src pad.
-            let text = format!("{} ! identity", raw.text());
-            let bin =
-                gst::parse::bin_from_description(&text, true).map_err(|e| err(e.to_string()))?;
-            pipeline.add(&bin).map_err(|e| err(e.to_string()))?;
-            bin.link(entry).map_err(|e| err(e.to_string()))?;
+            // CLI only. A named identity closes the text; gst-launch itself links any
+            // dynamic pads up to it, and the tail hangs off its static src pad.
+            let text = format!("{} ! identity name=edgelens_head", raw.text());
+            let pipeline = gst::parse::launch(&text)
+                .map_err(|e| err(e.to_string()))?
+                .downcast::<gst::Pipeline>()
+                .map_err(|_| err("not a pipeline".into()))?;
+            let head = pipeline
+                .by_name("edgelens_head")
+                .ok_or_else(|| err("the launch text hides its end".into()))?;
+            pipeline.add(&entry).map_err(|e| err(e.to_string()))?;
+            head.link(&entry).map_err(|e| err(e.to_string()))?;
+            pipeline
         }
-    }
+    };
+    pipeline
+        .add_many(&tail[1..])
+        .map_err(|e| err(e.to_string()))?;
+    gst::Element::link_many(&tail).map_err(|e| err(e.to_string()))?;
     Ok(Built {
         pipeline,
         appsink,
@@ -140,12 +150,15 @@ fn tail(t: &ScaleTarget, mode: Mode) -> Result<Tail, IngestError> {
         Mode::Lossless => (4, false, false),
         Mode::Realtime => (4, false, true),
     };
-    let appsink = gst_app::AppSink::builder()
-        .max_buffers(max_buffers)
-        .drop(drop)
-        .sync(sync)
-        .enable_last_sample(false)
-        .build();
+    let appsink = presets::make("appsink")?
+        .downcast::<gst_app::AppSink>()
+        .map_err(|_| IngestError::NoElement {
+            element: "appsink".into(),
+        })?;
+    appsink.set_max_buffers(max_buffers);
+    appsink.set_drop(drop);
+    appsink.set_sync(sync);
+    appsink.set_property("enable-last-sample", false);
     let scale_sink = scale.static_pad("sink").ok_or_else(|| IngestError::Build {
         what: "videoscale".into(),
         message: "no sink pad".into(),

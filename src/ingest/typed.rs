@@ -10,7 +10,6 @@ use gstreamer::glib;
 use gstreamer::glib::translate::{ToGlibPtr, ToGlibPtrMut};
 use gstreamer::glib::value::{SendValue, ToSendValue, ToValue};
 use gstreamer::glib::{ParamFlags, ParamSpec, Type, Value};
-use gstreamer::prelude::*;
 
 /// `raw` as a value for the property `pspec` describes; `Err` says what was expected.
 pub fn value(pspec: &ParamSpec, raw: &str) -> Result<Value, String> {
