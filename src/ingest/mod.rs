@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 mod frame;
 mod graph;
-pub mod presets;
+mod presets;
 mod source;
 mod typed;
 
 pub use frame::{Frame, FrameQueue, Mode, Pushed, ScaleTarget};
 pub use graph::{build, Built};
-pub use presets::{ElementSpec, Preset, Setting};
+pub use presets::{presets, ElementSpec, Preset, Setting};
 pub use source::{Ingest, IngestConfig, IngestStats};
 
 use crate::redact;
@@ -114,7 +114,7 @@ pub fn resolve(
     overrides: &BTreeMap<String, String>,
     presets_dir: Option<&Path>,
 ) -> Result<SourceSpec, IngestError> {
-    let all = presets::presets(presets_dir)?;
+    let all = presets(presets_dir)?;
     let mut params = overrides.clone();
     let lower = source.to_ascii_lowercase();
     let (preset_name, name) = if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {

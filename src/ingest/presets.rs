@@ -254,7 +254,7 @@ fn substitute(
 }
 
 /// Makes the source element and sets its typed properties.
-pub fn make_source(spec: &ElementSpec) -> Result<gst::Element, IngestError> {
+pub(super) fn make_source(spec: &ElementSpec) -> Result<gst::Element, IngestError> {
     let element = make(&spec.element)?;
     for s in &spec.properties {
         let pspec = element
@@ -268,7 +268,7 @@ pub fn make_source(spec: &ElementSpec) -> Result<gst::Element, IngestError> {
 }
 
 /// The `video/x-raw` caps a preset puts right after its source, if any.
-pub fn source_caps(spec: &ElementSpec) -> Result<Option<gst::Caps>, IngestError> {
+pub(super) fn source_caps(spec: &ElementSpec) -> Result<Option<gst::Caps>, IngestError> {
     if spec.caps.is_empty() {
         return Ok(None);
     }
@@ -282,7 +282,7 @@ pub fn source_caps(spec: &ElementSpec) -> Result<Option<gst::Caps>, IngestError>
 }
 
 /// An element by factory name, with an error that says which plugin is missing.
-pub fn make(factory: &str) -> Result<gst::Element, IngestError> {
+pub(super) fn make(factory: &str) -> Result<gst::Element, IngestError> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|_| IngestError::NoElement {

@@ -12,7 +12,7 @@ use gstreamer::glib::value::{SendValue, ToSendValue, ToValue};
 use gstreamer::glib::{ParamFlags, ParamSpec, Type, Value};
 
 /// `raw` as a value for the property `pspec` describes; `Err` says what was expected.
-pub fn value(pspec: &ParamSpec, raw: &str) -> Result<Value, String> {
+pub(super) fn value(pspec: &ParamSpec, raw: &str) -> Result<Value, String> {
     let flags = pspec.flags();
     if !flags.contains(ParamFlags::WRITABLE) || flags.contains(ParamFlags::CONSTRUCT_ONLY) {
         return Err("a writable property (this one cannot be set)".into());
@@ -131,7 +131,7 @@ fn is_valid(pspec: &ParamSpec, value: &Value) -> bool {
 
 /// A `video/x-raw` caps field from a preset: sizes are integers, rates and aspect ratios
 /// fractions, formats names.
-pub fn caps_field(name: &str, raw: &str) -> Result<SendValue, String> {
+pub(super) fn caps_field(name: &str, raw: &str) -> Result<SendValue, String> {
     match name {
         "width" | "height" => match raw.trim().parse::<i32>() {
             Ok(v) if v >= 1 => Ok(v.to_send_value()),
@@ -164,6 +164,7 @@ fn fraction(raw: &str) -> Result<SendValue, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gstreamer::prelude::*;
 
     fn pspec(element: &str, property: &str) -> ParamSpec {
         gst::init().expect("gstreamer");
