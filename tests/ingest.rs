@@ -305,3 +305,58 @@ fn the_cli_refuses_a_non_integer_latency_before_starting() {
     ]));
     assert_clean_failure(&out, &["latency_ms", "integer"]);
 }
+
+#[test]
+fn twin_source_values_cannot_add_elements_or_leak_credentials() {
+    use common::edgehub::Harness;
+    use serde_json::json;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pwned");
+    let (_, latency) = payload(&file);
+    let h = Harness::start(
+        json!({
+            "model": {"name": "ssdlite-person", "backend": "ort", "threads": 1},
+            "output": {"name": "detections"}
+        }),
+        &[],
+        &[],
+    );
+    h.hub.wait(Duration::from_secs(30), "ready", |s| {
+        s.reported["model"]["status"] == "ready" && s.telemetry.len() >= 3
+    });
+    let cases = [
+        (
+            json!({"source": {"uri": "rtsp://user:p@ss@127.0.0.1:1/x\\", "params": {"latency_ms": latency}}}),
+            "latency_ms",
+        ),
+        (
+            json!({"source": {"uri": "rtsp://user:p@ss@127.0.0.1:1/x", "params": {"launch": "videotestsrc ! filesink"}}}),
+            "'launch'",
+        ),
+        (
+            json!({"source": {"uri": "test", "params": {"pattern": "ball ! filesink location=/tmp/x"}}}),
+            "'pattern'",
+        ),
+    ];
+    for (patch, mention) in cases {
+        let v = h.hub.patch_desired(patch.clone());
+        h.hub.wait(Duration::from_secs(20), "rejection", |s| {
+            s.reported["lastDesired"]["version"] == v
+                && s.reported["lastDesired"]["status"] == "rejected"
+        });
+        let reason = h.hub.reported()["lastDesired"]["reason"].to_string();
+        assert!(reason.contains(mention), "{patch}: {reason}");
+        assert!(
+            !reason.contains("user") && !reason.contains("p@ss"),
+            "{patch}: {reason}"
+        );
+        let n = h.hub.telemetry_count();
+        h.hub
+            .wait(Duration::from_secs(10), "telemetry keeps flowing", |s| {
+                s.telemetry.len() > n
+            });
+    }
+    assert!(!file.exists(), "a file was written: {}", file.display());
+    let log = h.module.log();
+    assert!(!log.contains("p@ss"), "module log has the camera password");
+}
