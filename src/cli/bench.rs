@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use edgelens::engine::{preprocess, DetectionFilter, Engine, EngineOptions, StageTimes};
-use edgelens::ingest::{FrameSink, Ingest, IngestConfig, IngestStats, Mode};
+use edgelens::ingest::{FrameQueue, Ingest, IngestConfig, IngestStats, Mode};
 use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
 use edgelens::publish::CountingSink;
 
@@ -274,11 +274,7 @@ fn round1(x: f64) -> f64 {
 
 fn decode_only(config: &IngestConfig, frames: u64, quiet: bool) -> anyhow::Result<(f64, Vec<u8>)> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (tx, rx) = crossbeam_channel::bounded(4);
-    let sink = FrameSink {
-        tx,
-        drain: rx.clone(),
-    };
+    let (sink, rx) = FrameQueue::bounded(4);
     let ingest = Ingest::new(
         config.clone(),
         Arc::new(IngestStats::default()),

@@ -5,64 +5,14 @@ use image::RgbImage;
 use ndarray::{Array4, ArrayD};
 
 use super::backend::InputTensor;
+// Geometry belongs to the scaled frame, so it lives with the frame in ingest.
+pub use crate::ingest::{letterbox_size, Geometry};
+use crate::ingest::ScaleTarget;
 use crate::model::{ColorOrder, DType, InputSpec, Layout, Resize};
-
-/// Where the original frame sits inside the model input (letterbox padding, in input pixels).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Geometry {
-    pub input_w: f32,
-    pub input_h: f32,
-    pub content_x: f32,
-    pub content_y: f32,
-    pub content_w: f32,
-    pub content_h: f32,
-}
-
-impl Geometry {
-    pub fn new(spec: &InputSpec, frame_w: u32, frame_h: u32) -> Geometry {
-        let (iw, ih) = (spec.width as f32, spec.height as f32);
-        match spec.resize {
-            Resize::Stretch => Geometry {
-                input_w: iw,
-                input_h: ih,
-                content_x: 0.0,
-                content_y: 0.0,
-                content_w: iw,
-                content_h: ih,
-            },
-            Resize::Letterbox => {
-                let (cw, ch) = letterbox_size(spec.width, spec.height, frame_w, frame_h);
-                Geometry {
-                    input_w: iw,
-                    input_h: ih,
-                    content_x: ((spec.width - cw) / 2) as f32,
-                    content_y: ((spec.height - ch) / 2) as f32,
-                    content_w: cw as f32,
-                    content_h: ch as f32,
-                }
-            }
-        }
-    }
-
-    /// Maps a box normalized to the model input (x1,y1,x2,y2) to the frame, normalized and clamped.
-    pub fn to_frame(&self, b: [f32; 4]) -> [f32; 4] {
-        let fx = |x: f32| ((x * self.input_w - self.content_x) / self.content_w).clamp(0.0, 1.0);
-        let fy = |y: f32| ((y * self.input_h - self.content_y) / self.content_h).clamp(0.0, 1.0);
-        [fx(b[0]), fy(b[1]), fx(b[2]), fy(b[3])]
-    }
-}
-
-/// The scaled content size inside a letterboxed input (aspect kept, even-rounded like videoscale).
-pub fn letterbox_size(in_w: u32, in_h: u32, frame_w: u32, frame_h: u32) -> (u32, u32) {
-    let scale = (in_w as f64 / frame_w.max(1) as f64).min(in_h as f64 / frame_h.max(1) as f64);
-    let w = ((frame_w as f64 * scale).round() as u32).clamp(1, in_w);
-    let h = ((frame_h as f64 * scale).round() as u32).clamp(1, in_h);
-    (w, h)
-}
 
 /// Resizes a still image to the model input in Rust (the video path does this in GStreamer).
 pub fn resize_image(img: &RgbImage, spec: &InputSpec) -> (RgbImage, Geometry) {
-    let geometry = Geometry::new(spec, img.width(), img.height());
+    let geometry = Geometry::new(&ScaleTarget::from(spec), img.width(), img.height());
     let filter = image::imageops::FilterType::Triangle;
     let out = match spec.resize {
         Resize::Stretch => image::imageops::resize(img, spec.width, spec.height, filter),

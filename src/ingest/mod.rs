@@ -1,14 +1,22 @@
-//! Ingest: a GStreamer pipeline per source, ending in an appsink that delivers frames
-//! already scaled and color-converted to the model's input.
+//! Ingest: a GStreamer pipeline per source, built in code from a preset (or, from the CLI
+//! only, raw launch text), ending in an appsink that delivers frames already scaled and
+//! color-converted to a [`ScaleTarget`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
+mod frame;
+mod graph;
+mod presets;
 mod source;
+mod typed;
 
-pub use source::{init, Frame, FrameSink, Ingest, IngestConfig, IngestStats, InputTarget, Mode};
+pub use frame::{letterbox_size, Frame, FrameQueue, Geometry, Mode, Pushed, ScaleTarget};
+pub use graph::{build, Built};
+pub use presets::{presets, ElementSpec, Preset, Setting};
+pub use source::{Ingest, IngestConfig, IngestStats};
+
+use crate::redact;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -18,12 +26,31 @@ pub enum IngestError {
     FileNotFound(PathBuf),
     #[error("preset '{preset}' needs a value for {{{key}}}: pass --set {key}=VALUE")]
     MissingPlaceholder { preset: String, key: String },
+    #[error("preset '{preset}' has no parameter '{key}'; it takes: {known}")]
+    UnknownParam {
+        preset: String,
+        key: String,
+        known: String,
+    },
+    #[error("source parameter '{param}' = \"{value}\" does not fit {element}'s property '{property}': expected {expected}")]
+    BadValue {
+        param: String,
+        element: String,
+        property: String,
+        value: String,
+        expected: String,
+    },
+    #[error(
+        "GStreamer element '{element}' is not available; install its plugin (run `make deps`)"
+    )]
+    NoElement { element: String },
     #[error("invalid preset file {path}: {message}")]
     BadPreset { path: PathBuf, message: String },
     #[error("GStreamer is not usable: {0}; run `make deps` to install it")]
     Init(String),
-    #[error("cannot build pipeline '{launch}': {message}")]
-    Build { launch: String, message: String },
+    /// `what` and `message` are redacted: no camera credentials.
+    #[error("cannot build pipeline '{what}': {message}")]
+    Build { what: String, message: String },
     #[error("source '{source_name}' failed: {message}")]
     Stream {
         source_name: String,
@@ -31,68 +58,54 @@ pub enum IngestError {
     },
 }
 
-/// A preset from `pipelines/<name>.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Preset {
-    #[serde(default)]
-    pub description: String,
-    pub live: bool,
-    /// gst-launch description of the head of the pipeline, with `{placeholders}`.
-    pub launch: String,
-    #[serde(default)]
-    pub defaults: BTreeMap<String, String>,
+pub fn init() -> Result<(), IngestError> {
+    gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))
 }
 
-/// Presets compiled into the binary, so a container needs no files beside it.
-const BUILTIN: &[(&str, &str)] = &[
-    ("file", include_str!("../../pipelines/file.toml")),
-    ("rtsp", include_str!("../../pipelines/rtsp.toml")),
-    ("usb", include_str!("../../pipelines/usb.toml")),
-    ("test", include_str!("../../pipelines/test.toml")),
-];
-
-/// A resolved source: a display name, whether it is live, and the pipeline head.
+/// A resolved source: a display name (never with credentials), whether it is live, and
+/// what heads its pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceSpec {
     pub name: String,
     pub preset: String,
     pub live: bool,
-    pub launch: String,
+    pub head: SourceHead,
 }
 
-/// Presets: built-ins, overridden or extended by `*.toml` in `dir` when given.
-pub fn presets(dir: Option<&Path>) -> Result<BTreeMap<String, Preset>, IngestError> {
-    let mut out = BTreeMap::new();
-    for (name, text) in BUILTIN {
-        let p: Preset = toml::from_str(text).map_err(|e| IngestError::BadPreset {
-            path: PathBuf::from(format!("pipelines/{name}.toml")),
-            message: e.message().to_string(),
-        })?;
-        out.insert(name.to_string(), p);
+/// What produces the frames.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceHead {
+    /// A preset's element with typed properties: all that `--source` and the twin produce.
+    Element(ElementSpec),
+    /// `--pipeline` launch text: a CLI-only escape hatch. Only [`raw`] makes one.
+    Launch(RawLaunch),
+}
+
+/// gst-launch text from the command line. The field is private so that nothing but
+/// [`raw`] (called by the CLI for `--pipeline`) can make one; the twin path cannot.
+#[derive(Clone, PartialEq)]
+pub struct RawLaunch(String);
+
+impl RawLaunch {
+    pub fn text(&self) -> &str {
+        &self.0
     }
-    if let Some(dir) = dir {
-        let entries = std::fs::read_dir(dir).map_err(|e| IngestError::BadPreset {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-                continue;
-            }
-            let bad = |message: String| IngestError::BadPreset {
-                path: path.clone(),
-                message,
-            };
-            let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-            let p: Preset = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                out.insert(stem.to_string(), p);
-            }
+}
+
+impl std::fmt::Debug for RawLaunch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawLaunch({:?})", redact::text(&self.0))
+    }
+}
+
+impl SourceSpec {
+    /// A one-line, redacted description of the head, for logs and errors.
+    pub fn describe(&self) -> String {
+        match &self.head {
+            SourceHead::Element(e) => e.to_string(),
+            SourceHead::Launch(l) => redact::text(l.text()),
         }
     }
-    Ok(out)
 }
 
 /// Turns `--source` (a path, a URL, a device, or a preset name) plus `--set k=v` into a pipeline head.
@@ -108,7 +121,7 @@ pub fn resolve(
         params
             .entry("uri".into())
             .or_insert_with(|| source.to_string());
-        ("rtsp".to_string(), redact_userinfo(source))
+        ("rtsp".to_string(), redact::url(source))
     } else if let Some(path) = source.strip_prefix("file://") {
         let p = PathBuf::from(path);
         check_file(&p)?;
@@ -143,24 +156,33 @@ pub fn resolve(
             name: preset_name.clone(),
             available: all.keys().cloned().collect::<Vec<_>>().join(", "),
         })?;
-    let mut values = preset.defaults.clone();
-    values.extend(params);
-    let launch = substitute(&preset.launch, &values, &preset_name)?;
+    let element = preset.fill(&preset_name, &params)?;
+    check(&element)?;
     Ok(SourceSpec {
-        name: values.get("name").cloned().unwrap_or(name),
+        name: params.get("name").cloned().unwrap_or(name),
         preset: preset_name,
         live: preset.live,
-        launch,
+        head: SourceHead::Element(element),
     })
 }
 
-/// A raw gst-launch head given by the user (`--pipeline`).
+/// Makes the source's elements and sets their typed properties, then drops them: a value of
+/// the wrong type fails here, when the twin patch or the command line is validated, rather
+/// than later in the ingest thread. Nothing opens until a pipeline plays.
+pub fn check(spec: &ElementSpec) -> Result<(), IngestError> {
+    init()?;
+    presets::make_source(spec)?;
+    presets::source_caps(spec)?;
+    Ok(())
+}
+
+/// A raw gst-launch head given on the command line (`--pipeline`). The twin has no way here.
 pub fn raw(launch: &str, live: bool, name: &str) -> SourceSpec {
     SourceSpec {
         name: name.to_string(),
         preset: "raw".into(),
         live,
-        launch: launch.to_string(),
+        head: SourceHead::Launch(RawLaunch(launch.to_string())),
     }
 }
 
@@ -178,58 +200,24 @@ fn display_name(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-/// Never let camera credentials into logs or messages.
-fn redact_userinfo(uri: &str) -> String {
-    match (uri.find("://"), uri.find('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://{}", &uri[..s], &uri[at + 1..]),
-        _ => uri.to_string(),
-    }
-}
-
-fn substitute(
-    template: &str,
-    values: &BTreeMap<String, String>,
-    preset: &str,
-) -> Result<String, IngestError> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            rest = "";
-            break;
-        };
-        let key = &after[..end];
-        let value = values
-            .get(key)
-            .ok_or_else(|| IngestError::MissingPlaceholder {
-                preset: preset.to_string(),
-                key: key.to_string(),
-            })?;
-        out.push_str(&quote(value));
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Quotes a value for gst-launch syntax when it holds anything beyond plain URL characters.
-fn quote(v: &str) -> String {
-    let plain = v
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/:._-+%@=?&~,".contains(c));
-    if plain && !v.is_empty() {
-        v.to_string()
-    } else {
-        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn element(spec: &SourceSpec) -> &ElementSpec {
+        match &spec.head {
+            SourceHead::Element(e) => e,
+            SourceHead::Launch(_) => panic!("a preset resolved to launch text"),
+        }
+    }
+
+    fn value<'a>(spec: &'a SourceSpec, property: &str) -> Option<&'a str> {
+        element(spec)
+            .properties
+            .iter()
+            .find(|s| s.name == property)
+            .map(|s| s.value.as_str())
+    }
 
     #[test]
     fn resolves_urls_devices_and_presets() {
@@ -237,15 +225,18 @@ mod tests {
         let r = resolve("rtsp://user:pw@127.0.0.1:8554/cam", &none, None).unwrap();
         assert_eq!(r.preset, "rtsp");
         assert!(r.live);
-        assert_eq!(r.name, "rtsp://127.0.0.1:8554/cam");
-        assert!(r
-            .launch
-            .contains("location=rtsp://user:pw@127.0.0.1:8554/cam"));
-        assert!(r.launch.contains("latency=100"));
+        assert_eq!(r.name, "rtsp://***@127.0.0.1:8554/cam");
+        assert_eq!(element(&r).element, "rtspsrc");
+        assert_eq!(
+            value(&r, "location"),
+            Some("rtsp://user:pw@127.0.0.1:8554/cam")
+        );
+        assert_eq!(value(&r, "latency"), Some("100"));
+        assert!(!r.describe().contains("pw"), "{}", r.describe());
         let t = resolve("test", &none, None).unwrap();
-        assert!(t.launch.contains("pattern=ball"));
+        assert_eq!(value(&t, "pattern"), Some("ball"));
         let u = resolve("/dev/video2", &none, None).unwrap();
-        assert!(u.launch.contains("device=/dev/video2"));
+        assert_eq!(value(&u, "device"), Some("/dev/video2"));
     }
 
     #[test]
@@ -263,12 +254,37 @@ mod tests {
     }
 
     #[test]
-    fn values_with_spaces_are_quoted() {
-        let mut v = BTreeMap::new();
-        v.insert("uri".to_string(), "file:///a b.mp4".to_string());
-        assert_eq!(
-            substitute("x uri={uri}", &v, "file").unwrap(),
-            "x uri=\"file:///a b.mp4\""
+    fn a_non_integer_latency_is_refused_naming_the_parameter() {
+        let mut p = BTreeMap::new();
+        p.insert(
+            "latency_ms".to_string(),
+            "\" ! filesink location=/tmp/x".to_string(),
         );
+        let e = resolve("rtsp://127.0.0.1:1/x", &p, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'latency_ms'") && e.contains("'latency'") && e.contains("unsigned integer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_never_carry_camera_credentials() {
+        let mut p = BTreeMap::new();
+        p.insert("latency_ms".to_string(), "soon".to_string());
+        p.insert("nosuch".to_string(), "1".to_string());
+        let src = "rtsp://user:p@ss@127.0.0.1:1/x";
+        let unknown = resolve(src, &p, None).unwrap_err().to_string();
+        p.remove("nosuch");
+        let bad = resolve(src, &p, None).unwrap_err().to_string();
+        let build = IngestError::Build {
+            what: raw(&format!("rtspsrc location={src}"), true, "x").describe(),
+            message: redact::text(&format!("could not open {src}")),
+        }
+        .to_string();
+        for e in [unknown, bad, build] {
+            assert!(!e.contains("user") && !e.contains("p@ss"), "{e}");
+        }
     }
 }

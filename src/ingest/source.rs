@@ -4,51 +4,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use arc_swap::ArcSwap;
 
-use super::{IngestError, SourceSpec};
-use crate::engine::preprocess::Geometry;
-use crate::model::{ColorOrder, DType, InputSpec, Layout, Resize};
-
-/// One frame, scaled to the model input, with the original frame's size and timestamp.
-#[derive(Debug)]
-pub struct Frame {
-    pub seq: u64,
-    pub pts_ms: Option<u64>,
-    /// Original (pre-scale) size.
-    pub width: u32,
-    pub height: u32,
-    /// Packed pixels at `geometry.input_w x input_h`, in `order`.
-    pub pixels: Vec<u8>,
-    pub order: ColorOrder,
-    /// Where the original frame sits inside `pixels`.
-    pub geometry: Geometry,
-    /// When the appsink handed the frame over; frame->sink latency starts here.
-    pub received: Instant,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Newest frame wins; older queued frames are dropped (and counted).
-    Live,
-    /// Every frame, as fast as decode allows (benchmarks, batch).
-    Lossless,
-    /// Every frame, paced at the file's own frame rate.
-    Realtime,
-}
+use super::frame::{Frame, FrameQueue, Mode, Pushed, ScaleTarget};
+use super::{graph, IngestError, SourceSpec};
+use crate::defaults;
+use super::frame::Geometry;
+use crate::model::InputSpec;
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     pub spec: SourceSpec,
     pub mode: Mode,
-    /// Model input the frames are scaled to; swapped live when a model with another input loads.
-    pub target: Arc<ArcSwap<InputTarget>>,
+    /// What frames are scaled to; swapped live when a model with another input loads.
+    pub target: Arc<ArcSwap<ScaleTarget>>,
     /// Give up instead of reconnecting (bench).
     pub fail_fast: bool,
     pub max_backoff: Duration,
@@ -66,77 +39,11 @@ impl IngestConfig {
         IngestConfig {
             spec,
             mode,
-            target: Arc::new(ArcSwap::from_pointee(InputTarget::from(input))),
+            target: Arc::new(ArcSwap::from_pointee(ScaleTarget::from(input))),
             fail_fast: false,
-            max_backoff: Duration::from_secs(30),
-            stall_timeout: Duration::from_secs(10),
+            max_backoff: defaults::BACKOFF_MAX,
+            stall_timeout: defaults::STALL_TIMEOUT,
         }
-    }
-
-    /// The full description: the source head, then scale (before convert: far cheaper), convert, appsink.
-    pub fn launch(&self, t: &InputTarget) -> String {
-        let format = match t.order {
-            ColorOrder::Rgb => "RGB",
-            ColorOrder::Bgr => "BGR",
-        };
-        let par = if t.letterbox {
-            ",pixel-aspect-ratio=1/1"
-        } else {
-            ""
-        };
-        let (max_buffers, drop, sync) = match self.mode {
-            Mode::Live => (1, true, false),
-            Mode::Lossless => (4, false, false),
-            Mode::Realtime => (4, false, true),
-        };
-        format!(
-            "{head} ! queue max-size-buffers=4 ! videoscale name=edgelens_scale add-borders={borders} ! video/x-raw,width={w},height={h}{par} ! videoconvert ! video/x-raw,format={format} ! appsink name=edgelens_sink max-buffers={max_buffers} drop={drop} sync={sync} enable-last-sample=false",
-            head = self.spec.launch,
-            borders = t.letterbox,
-            w = t.width,
-            h = t.height,
-        )
-    }
-}
-
-/// What frames are scaled and converted to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputTarget {
-    pub width: u32,
-    pub height: u32,
-    pub letterbox: bool,
-    pub order: ColorOrder,
-}
-
-impl From<&InputSpec> for InputTarget {
-    fn from(input: &InputSpec) -> InputTarget {
-        InputTarget {
-            width: input.width,
-            height: input.height,
-            letterbox: input.resize == Resize::Letterbox,
-            order: input.color,
-        }
-    }
-}
-
-impl InputTarget {
-    fn geometry(&self, frame_w: u32, frame_h: u32) -> Geometry {
-        let spec = InputSpec {
-            name: None,
-            width: self.width,
-            height: self.height,
-            layout: Layout::Nhwc,
-            dtype: DType::U8,
-            color: self.order,
-            resize: if self.letterbox {
-                Resize::Letterbox
-            } else {
-                Resize::Stretch
-            },
-            mean: None,
-            std: None,
-        };
-        Geometry::new(&spec, frame_w, frame_h)
     }
 }
 
@@ -147,14 +54,6 @@ pub struct IngestStats {
     pub frames_dropped: AtomicU64,
     pub restarts: AtomicU64,
     pub connected: AtomicBool,
-}
-
-/// Where frames go: a bounded channel. `drain` is a second receiver on the same channel,
-/// used in live mode to drop the oldest queued frame so the newest always gets in.
-#[derive(Clone)]
-pub struct FrameSink {
-    pub tx: Sender<Frame>,
-    pub drain: Receiver<Frame>,
 }
 
 pub struct Ingest {
@@ -169,10 +68,6 @@ enum Ended {
     Reconfigure,
 }
 
-pub fn init() -> Result<(), IngestError> {
-    gst::init().map_err(|e| IngestError::Init(e.to_string()))
-}
-
 impl Ingest {
     pub fn new(config: IngestConfig, stats: Arc<IngestStats>, stop: Arc<AtomicBool>) -> Ingest {
         Ingest {
@@ -184,16 +79,16 @@ impl Ingest {
 
     /// Runs until the stream ends (non-live), `stop` is set, or a fatal error.
     /// Live sources are rebuilt forever with exponential backoff unless `fail_fast`.
-    pub fn run(&self, sink: &FrameSink) -> Result<(), IngestError> {
-        init()?;
-        let mut backoff = Duration::from_secs(1);
+    pub fn run(&self, queue: &FrameQueue) -> Result<(), IngestError> {
+        super::init()?;
+        let mut backoff = defaults::BACKOFF_START;
         let mut seq = 0u64;
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let before = seq;
-            let result = self.run_once(sink, &mut seq);
+            let result = self.run_once(queue, &mut seq);
             self.stats.connected.store(false, Ordering::SeqCst);
             let got_frames = seq > before;
             let live = self.config.spec.live;
@@ -210,7 +105,7 @@ impl Ingest {
                 }
                 outcome => {
                     if got_frames {
-                        backoff = Duration::from_secs(1);
+                        backoff = defaults::BACKOFF_START;
                     }
                     let reason = match outcome {
                         Err(e) => e.to_string(),
@@ -245,33 +140,17 @@ impl Ingest {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn run_once(&self, sink: &FrameSink, seq: &mut u64) -> Result<Ended, IngestError> {
+    fn run_once(&self, queue: &FrameQueue, seq: &mut u64) -> Result<Ended, IngestError> {
         let target = self.config.target.load_full();
-        let launch = self.config.launch(&target);
-        tracing::debug!(%launch, "building pipeline");
-        let element = gst::parse::launch(&launch).map_err(|e| IngestError::Build {
-            launch: launch.clone(),
-            message: e.to_string(),
-        })?;
-        let pipeline = element
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| IngestError::Build {
-                launch: launch.clone(),
-                message: "not a pipeline".into(),
-            })?;
+        tracing::debug!(source = %self.config.spec.name, head = %self.config.spec.describe(), "building pipeline");
+        let graph::Built {
+            pipeline,
+            appsink,
+            scale_sink,
+        } = graph::build(&self.config.spec, &target, self.config.mode)?;
         let guard = PipelineGuard(pipeline.clone());
-        let appsink = pipeline
-            .by_name("edgelens_sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| IngestError::Build {
-                launch: launch.clone(),
-                message: "no appsink".into(),
-            })?;
-        let scale_sink = pipeline
-            .by_name("edgelens_scale")
-            .and_then(|e| e.static_pad("sink"));
         let bus = pipeline.bus().ok_or_else(|| IngestError::Build {
-            launch: launch.clone(),
+            what: self.config.spec.describe(),
             message: "pipeline has no bus".into(),
         })?;
         if pipeline.set_state(gst::State::Playing).is_err() {
@@ -290,7 +169,7 @@ impl Ingest {
                     gst::MessageView::Eos(_) => {
                         // Frames still queued in the appsink come first.
                         while let Some(sample) = appsink.try_pull_sample(gst::ClockTime::ZERO) {
-                            self.deliver(sink, &sample, scale_sink.as_ref(), &target, seq)?;
+                            self.deliver(queue, &sample, &scale_sink, &target, seq)?;
                         }
                         return Ok(Ended::Eos);
                     }
@@ -304,7 +183,7 @@ impl Ingest {
                 Some(sample) => {
                     self.stats.connected.store(true, Ordering::SeqCst);
                     last_frame = Instant::now();
-                    if !self.deliver(sink, &sample, scale_sink.as_ref(), &target, seq)? {
+                    if !self.deliver(queue, &sample, &scale_sink, &target, seq)? {
                         return Ok(Ended::Stopped);
                     }
                     // Live sources follow a model swap; files keep their position and the
@@ -331,13 +210,13 @@ impl Ingest {
     /// Sends one frame downstream; false when the receiver is gone.
     fn deliver(
         &self,
-        sink: &FrameSink,
+        queue: &FrameQueue,
         sample: &gst::Sample,
-        scale_sink: Option<&gst::Pad>,
-        target: &InputTarget,
+        scale_sink: &gst::Pad,
+        target: &ScaleTarget,
         seq: &mut u64,
     ) -> Result<bool, IngestError> {
-        let frame_bytes = (target.width * target.height * 3) as usize;
+        let frame_bytes = target.frame_bytes();
         let Some(buffer) = sample.buffer() else {
             return Ok(true);
         };
@@ -371,7 +250,7 @@ impl Ingest {
             )));
         };
         let (width, height) = scale_sink
-            .and_then(|p| p.current_caps())
+            .current_caps()
             .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
             .map(|i| (i.width(), i.height()))
             .unwrap_or((target.width, target.height));
@@ -384,43 +263,19 @@ impl Ingest {
             height,
             pixels,
             order: target.order,
-            geometry: target.geometry(width, height),
+            geometry: Geometry::new(target, width, height),
             received: Instant::now(),
         };
-        match self.config.mode {
-            Mode::Live => {
-                let mut frame = frame;
-                loop {
-                    match sink.tx.try_send(frame) {
-                        Ok(()) => return Ok(true),
-                        Err(TrySendError::Disconnected(_)) => return Ok(false),
-                        Err(TrySendError::Full(f)) => {
-                            // Newest wins: evict the oldest queued frame.
-                            if sink.drain.try_recv().is_ok() {
-                                self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                            }
-                            frame = f;
-                        }
-                    }
+        match queue.push(frame, self.config.mode, &self.stop) {
+            Pushed::Queued { dropped } => {
+                if dropped > 0 {
+                    self.stats
+                        .frames_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
                 }
+                Ok(true)
             }
-            Mode::Lossless | Mode::Realtime => {
-                let mut frame = frame;
-                loop {
-                    match sink.tx.send_timeout(frame, Duration::from_millis(100)) {
-                        Ok(()) => return Ok(true),
-                        Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
-                            return Ok(false)
-                        }
-                        Err(crossbeam_channel::SendTimeoutError::Timeout(f)) => {
-                            if self.stop.load(Ordering::SeqCst) {
-                                return Ok(false);
-                            }
-                            frame = f;
-                        }
-                    }
-                }
-            }
+            Pushed::Closed => Ok(false),
         }
     }
 }
@@ -448,5 +303,6 @@ fn format_error(err: &gst::message::Error) -> String {
         .src()
         .map(|s| s.name().to_string())
         .unwrap_or_else(|| "pipeline".into());
-    format!("{src}: {}", err.error())
+    // GStreamer messages may quote the URI they were given.
+    crate::redact::text(&format!("{src}: {}", err.error()))
 }

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::rate::RateLimit;
 use super::{EngineSlot, FrameObserver, LiveSettings, Stats};
 use crate::engine::{Detection, Engine, StageTimes};
-use crate::ingest::{Frame, InputTarget};
+use crate::ingest::{Frame, ScaleTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
 use crate::publish::Outgoing;
 
@@ -27,7 +27,7 @@ pub(super) struct Shared {
     pub stats: Arc<Stats>,
     pub latest: Arc<Mutex<Option<InferenceMessage>>>,
     /// What ingest scales frames to; updated when a model with another input swaps in.
-    pub target: Arc<ArcSwap<InputTarget>>,
+    pub target: Arc<ArcSwap<ScaleTarget>>,
     pub observer: Option<FrameObserver>,
 }
 
@@ -98,7 +98,7 @@ impl InferLoop {
             self.shared
                 .stats
                 .set_model(&m.name, &m.version, engine.backend_name());
-            let wanted = InputTarget::from(engine.input_spec());
+            let wanted = ScaleTarget::from(engine.input_spec());
             if **self.shared.target.load() != wanted {
                 self.shared.target.store(Arc::new(wanted));
             }

@@ -17,7 +17,7 @@ mod rate;
 
 use crate::defaults;
 use crate::engine::{DetectionFilter, Engine, StageTimes};
-use crate::ingest::{Frame, FrameSink, Ingest, IngestConfig, IngestError, InputTarget};
+use crate::ingest::{FrameQueue, Ingest, IngestConfig, IngestError, ScaleTarget};
 use crate::message::InferenceMessage;
 use crate::publish::Sink;
 use infer::{Envelope, InferLoop, Shared};
@@ -43,7 +43,7 @@ pub struct Pipeline {
     infer: Option<JoinHandle<()>>,
     publish: Option<JoinHandle<usize>>,
     pub stats: Arc<Stats>,
-    pub target: Arc<ArcSwap<InputTarget>>,
+    pub target: Arc<ArcSwap<ScaleTarget>>,
     pub latest: Arc<Mutex<Option<InferenceMessage>>>,
 }
 
@@ -99,19 +99,15 @@ impl Pipeline {
             stats.set_model(&m.name, &m.version, e.backend_name());
         }
         let target = ingest_config.target.clone();
-        let (frame_tx, frame_rx) = bounded::<Frame>(options.frame_queue.max(1));
+        let (frame_queue, frame_rx) = FrameQueue::bounded(options.frame_queue);
         let (msg_tx, msg_rx) = bounded::<Envelope>(options.message_queue.max(1));
         let latest = Arc::new(Mutex::new(None));
 
-        let frame_sink = FrameSink {
-            tx: frame_tx,
-            drain: frame_rx.clone(),
-        };
         let ingest = Ingest::new(ingest_config, ingest_stats, stop.clone());
         let ingest_handle = std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || {
-                let r = ingest.run(&frame_sink);
+                let r = ingest.run(&frame_queue);
                 if let Err(e) = &r {
                     tracing::error!(error = %e, "source stopped");
                 }
