@@ -94,3 +94,7 @@ if [ "$WITH_TF" = 1 ] && [ ! -f "$TF_DIR/libtensorflow.so" ]; then
   rm -f "$wheel"  # 250 MB we no longer need
   log "TensorFlow C API $TF_VERSION -> $TF_DIR ($(du -sh "$TF_DIR" | cut -f1))"
 fi
+
+# Python venv for the tracker evaluation (scripts/eval_tracking.py): motmetrics and its bundled
+# MOT15 ground truth, from a full lock.
+"$ROOT/scripts/tracking/venv.sh" >/dev/null
