@@ -5,6 +5,9 @@
 //! normalized boxes and on pixels (the tracker is unit-agnostic). Fixed-size arrays and f64:
 //! an 8x8 filter needs no matrix crate, and f64 keeps normalized covariances (~1e-6) exact.
 
+// Small-matrix algebra reads best as the textbook index loops.
+#![allow(clippy::needless_range_loop)]
+
 type Vec8 = [f64; 8];
 type Mat8 = [[f64; 8]; 8];
 type Vec4 = [f64; 4];
