@@ -4,6 +4,7 @@
 #   GStreamer, mosquitto  - Debian packages
 #   ONNX Runtime          - the `onnxruntime` PyPI wheel  -> .deps/onnxruntime/
 #   TensorFlow C API      - the `tensorflow-cpu` PyPI wheel -> .deps/tensorflow/
+#   motmetrics venv       - PyPI, full lock in scripts/tracking/ -> .deps/tracking-venv/
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
