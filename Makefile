@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/edgelens
 MODEL ?= models/ssdlite-person
 BACKEND ?= ort
 
-.PHONY: deps build run detect bench-video test bench lint fmt clippy clean soak
+.PHONY: deps build run detect bench-video test bench lint fmt clippy clean soak eval-tracking
 
 deps:
 	@scripts/deps.sh
@@ -37,7 +37,12 @@ soak: deps
 	EDGELENS_SOAK_MINUTES=$${EDGELENS_SOAK_MINUTES:-30} $(CARGO) test --release --locked --test soak -- --ignored --nocapture
 
 bench: deps
-	$(CARGO) bench --locked --bench engine
+	$(CARGO) bench --locked --bench engine --bench tracker
+
+# Tracker quality on MOT15 TUD (motmetrics): table on stdout, figures in out/tracking.json.
+eval-tracking: build
+	@mkdir -p out
+	$$(scripts/tracking/venv.sh) scripts/eval_tracking.py --bin $(BIN) --json out/tracking.json
 
 lint: fmt clippy
 

@@ -4,6 +4,7 @@
 #   GStreamer, mosquitto  - Debian packages
 #   ONNX Runtime          - the `onnxruntime` PyPI wheel  -> .deps/onnxruntime/
 #   TensorFlow C API      - the `tensorflow-cpu` PyPI wheel -> .deps/tensorflow/
+#   motmetrics venv       - PyPI, full lock in scripts/tracking/ -> .deps/tracking-venv/
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -113,3 +114,6 @@ if [ "$have_azurite" != "$AZURITE_VERSION" ]; then
   npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --save-exact --loglevel=error \
     "azurite@$AZURITE_VERSION" >&2
 fi
+# Python venv for the tracker evaluation (scripts/eval_tracking.py): motmetrics and its bundled
+# MOT15 ground truth, from a full lock.
+"$ROOT/scripts/tracking/venv.sh" >/dev/null

@@ -97,3 +97,19 @@ pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SNAPSHOT_CONTAINER: &str = "edgelens-snapshots";
 /// How often `Snapshotter` applies retention while writing.
 pub const SNAPSHOT_RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+// --- Tracking (src/track/) -------------------------------------------------------------------
+/// Tracker `--tracker` uses when none is named.
+pub const TRACKER: &str = "bytetrack";
+/// Hits before a track is confirmed (N).
+pub const TRACK_MIN_HITS: u32 = 2;
+/// Frames a confirmed track is kept without a match (M): 1 s at 30 fps, ByteTrack's buffer.
+pub const TRACK_MAX_MISSED: u32 = 30;
+/// ByteTrack's thresholds: high/low score split, floor, and the score a new track needs.
+pub const TRACK_HIGH_SCORE: f32 = 0.5;
+pub const TRACK_LOW_SCORE: f32 = 0.1;
+pub const TRACK_NEW_SCORE: f32 = 0.6;
+/// Least IoU to match: first stage (and SORT/IoU), low-score stage, unconfirmed tracks.
+pub const TRACK_MATCH_IOU: f32 = 0.2;
+pub const TRACK_LOW_MATCH_IOU: f32 = 0.5;
+pub const TRACK_UNCONFIRMED_MATCH_IOU: f32 = 0.3;

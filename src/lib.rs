@@ -15,3 +15,4 @@ pub mod pipeline;
 pub mod publish;
 pub mod redact;
 pub mod snapshot;
+pub mod track;

@@ -1,4 +1,4 @@
-//! Command-line front end: `detect`, `run`, `bench`. anyhow lives here and nowhere else.
+//! Command-line front end: `detect`, `run`, `bench`, `track`. anyhow lives here and nowhere else.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ mod bench;
 mod detect;
 mod module;
 mod run;
+mod track;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +29,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Benchmark backends on a video: decode, inference ceiling, full pipeline.
     Bench(bench::BenchArgs),
+    /// Track MOTChallenge detections; MOTChallenge results on stdout (for py-motmetrics, TrackEval).
+    Track(track::TrackArgs),
 }
 
 pub fn init_logging() {
@@ -47,5 +50,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect(args) => detect::run(args),
         Command::Run(args) => run::run(*args),
         Command::Bench(args) => bench::run(args),
+        Command::Track(args) => track::run(args),
     }
 }
