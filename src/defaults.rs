@@ -53,3 +53,11 @@ pub const UNPACK_RATIO: u64 = 4;
 pub const UNPACK_MAX_ENTRIES: usize = 10_000;
 /// Whole-download deadline for a model archive.
 pub const MODEL_FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+
+// --- MQTT room (src/mqtt) ---
+/// QoS 1 publishes sent and not yet acknowledged, per connection.
+pub const MQTT_MAX_INFLIGHT: usize = 16;
+/// Control messages (twin GETs, method responses, coalesced reports) waiting, at most.
+pub const CONTROL_QUEUE_MESSAGES: usize = 100;
+/// EdgeHub's MQTT-over-TLS port.
+pub const EDGEHUB_PORT: u16 = 8883;

@@ -12,8 +12,9 @@ use clap::Args;
 
 use edgelens::engine::{DetectionFilter, Engine, EngineOptions};
 use edgelens::ingest::{self, IngestConfig, Mode};
+use edgelens::mqtt::QueueLimits;
 use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
-use edgelens::publish::{mqtt::MqttSink, stdout::StdoutSink, Sink};
+use edgelens::publish::{session::SessionSink, stdout::StdoutSink, Sink};
 
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
@@ -72,8 +73,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "edgelens/detections")]
     pub topic: String,
     /// Messages kept while the broker is unreachable; beyond it the oldest are dropped.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = edgelens::defaults::QUEUE_MESSAGES)]
     pub queue: usize,
+    /// MiB kept while the broker is unreachable; beyond it the oldest are dropped.
+    #[arg(long, default_value_t = edgelens::defaults::QUEUE_MB)]
+    pub queue_mb: u64,
     /// Prometheus /metrics address, or "off".
     #[arg(long, default_value = "0.0.0.0:9600")]
     pub metrics_addr: String,
@@ -120,6 +124,14 @@ pub fn load_engine(args: &ModelArgs) -> anyhow::Result<Engine> {
     )?)
 }
 
+fn queue_limits(args: &RunArgs) -> QueueLimits {
+    QueueLimits {
+        messages: args.queue.max(1),
+        bytes: usize::try_from(args.queue_mb.max(1).saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+    }
+}
+
 /// Module mode: EdgeHub publishing and the twin as control plane.
 fn run_module(args: RunArgs) -> anyhow::Result<ExitCode> {
     let params: BTreeMap<String, String> = args.source.set.iter().cloned().collect();
@@ -157,7 +169,7 @@ fn run_module(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join("edgelens-models")),
             max_model_bytes: args.max_model_mb * 1024 * 1024,
-            queue_capacity: args.queue,
+            queue: queue_limits(&args),
             stats_interval: Duration::from_secs(args.stats_interval.max(1)),
             presets_dir: args.source.presets.clone(),
             metrics,
@@ -188,11 +200,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.mode = Mode::Realtime;
     }
     let sink: Box<dyn Sink> = match &args.mqtt {
-        Some(url) => Box::new(MqttSink::connect(
+        Some(url) => Box::new(SessionSink::plain_mqtt(
             url,
             &args.topic,
             &format!("edgelens-{}", std::process::id()),
-            args.queue,
+            queue_limits(&args),
         )?),
         None => Box::new(StdoutSink::default()),
     };

@@ -17,11 +17,11 @@ use serde_json::{json, Value};
 pub mod config;
 pub mod model_fetch;
 
-use crate::edgehub::{self, topic_param, EdgeHubSink, ModuleIdentity};
+use crate::edgehub::{self, topics, ModuleIdentity, TwinEvent};
 use crate::engine::{preprocess, DetectionFilter, Engine, EngineOptions};
 use crate::ingest::{self, IngestConfig, SourceSpec};
+use crate::mqtt::{ControlKind, QueueLimits, Session, SessionEvent};
 use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions};
-use crate::publish::mqtt::{Session, SessionEvent};
 use config::{DesiredConfig, ModelConfig};
 use model_fetch::Fetcher;
 
@@ -43,7 +43,7 @@ pub struct ModuleOptions {
     pub models_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub max_model_bytes: u64,
-    pub queue_capacity: usize,
+    pub queue: QueueLimits,
     pub stats_interval: Duration,
     pub presets_dir: Option<PathBuf>,
     pub metrics: Option<std::net::SocketAddr>,
@@ -101,7 +101,7 @@ pub fn run_module(opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), Cont
     let identity = Arc::new(ModuleIdentity::from_env()?);
     tracing::info!(device = %identity.device, module = %identity.module, gateway = %identity.gateway, port = identity.port, "module mode");
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
-    let session = edgehub::connect(&identity, opts.queue_capacity, events_tx)?;
+    let session = edgehub::connect(&identity, opts.queue, events_tx)?;
 
     // Start serving the command-line config at once; the twin may change it when it arrives.
     let model_cfg = opts.initial.model.clone().unwrap_or_default();
@@ -151,7 +151,7 @@ pub fn run_module(opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), Cont
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + module.opts.stats_interval;
             let stats = module.stats_json();
-            module.report(json!({ "stats": stats }));
+            module.report_as(ControlKind::Stats, json!({ "stats": stats }));
         }
         module.supervise_source();
     }
@@ -246,13 +246,20 @@ impl Module {
     }
 
     fn report(&mut self, patch: Value) {
+        self.report_as(ControlKind::Reported, patch)
+    }
+
+    fn report_as(&mut self, kind: ControlKind, patch: Value) {
         let rid = self.next_rid();
-        match serde_json::to_vec(&patch) {
-            Ok(body) => self.session.publish_control(
-                format!("$iothub/twin/PATCH/properties/reported/?$rid={rid}"),
-                body,
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot serialize reported properties"),
+        let sent = serde_json::to_vec(&patch)
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                self.session
+                    .publish_control(kind, topics::reported_patch(&rid), body)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "reported properties not sent");
         }
     }
 
@@ -261,12 +268,14 @@ impl Module {
             Some(p) => serde_json::to_value(p.stats.snapshot()).unwrap_or(Value::Null),
             None => json!({}),
         };
-        let out = self.session.stats();
+        let session = self.session.stats();
+        let out = session.outbox;
         if let Some(o) = v.as_object_mut() {
-            o.insert("outboxQueued".into(), json!(out.queued));
+            o.insert("outboxQueued".into(), json!(out.queued + out.inflight));
             o.insert("outboxDropped".into(), json!(out.dropped));
-            o.insert("published".into(), json!(out.published));
-            o.insert("connects".into(), json!(self.session.connects()));
+            o.insert("outboxDroppedBytes".into(), json!(out.dropped_bytes));
+            o.insert("published".into(), json!(out.acked));
+            o.insert("connects".into(), json!(session.connects));
         }
         v
     }
@@ -286,11 +295,11 @@ impl Module {
         if self.opts.realtime && !self.source.live {
             config.mode = crate::ingest::Mode::Realtime;
         }
-        let sink = EdgeHubSink {
-            session: self.session.clone(),
-            identity: self.identity.clone(),
-            output: self.output.clone(),
-        };
+        let sink = edgehub::output_sink(
+            self.session.clone(),
+            self.identity.clone(),
+            self.output.clone(),
+        );
         let p = Pipeline::start(
             config,
             self.engine.clone(),
@@ -335,8 +344,13 @@ impl Module {
                 // Patches may have been missed while offline: always read the whole twin.
                 let rid = self.next_rid();
                 self.pending_get.insert(rid.clone());
-                self.session
-                    .publish_control(format!("$iothub/twin/GET/?$rid={rid}"), Vec::new());
+                let get = topics::twin_get(&rid);
+                if let Err(e) = self
+                    .session
+                    .publish_control(ControlKind::TwinGet, get, Vec::new())
+                {
+                    tracing::error!(error = %e, "twin GET not sent");
+                }
             }
             SessionEvent::Disconnected(reason) => {
                 tracing::debug!(%reason, "EdgeHub disconnected");
@@ -346,59 +360,70 @@ impl Module {
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8]) {
-        if let Some(rest) = topic.strip_prefix("$iothub/twin/res/") {
-            let status = rest.split('/').next().unwrap_or_default();
-            let rid = topic_param(topic, "$rid").unwrap_or_default().to_string();
-            if self.pending_get.remove(&rid) {
-                if status != "200" {
-                    tracing::warn!(status, "twin GET failed");
-                    return;
-                }
-                match serde_json::from_slice::<Value>(payload) {
-                    Ok(twin) => {
-                        let desired = twin.get("desired").cloned().unwrap_or_else(|| json!({}));
-                        let version = desired.get("$version").and_then(Value::as_i64);
-                        if version.is_some() && version == self.desired_version {
-                            tracing::info!(?version, "twin unchanged since last applied");
-                            let r = self.full_report();
-                            self.report(r);
-                        } else {
-                            self.apply_document(desired, version, "twin");
-                        }
+        match TwinEvent::parse(topic, payload) {
+            Some(TwinEvent::Response { status, rid, body }) => {
+                if self.pending_get.remove(rid) {
+                    if status != 200 {
+                        tracing::warn!(status, "twin GET failed");
+                        return;
                     }
-                    Err(e) => tracing::warn!(error = %e, "twin GET returned invalid JSON"),
+                    match serde_json::from_slice::<Value>(body) {
+                        Ok(twin) => {
+                            let desired = twin.get("desired").cloned().unwrap_or_else(|| json!({}));
+                            let version = desired.get("$version").and_then(Value::as_i64);
+                            if version.is_some() && version == self.desired_version {
+                                tracing::info!(?version, "twin unchanged since last applied");
+                                let r = self.full_report();
+                                self.report(r);
+                            } else {
+                                self.apply_document(desired, version, "twin");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "twin GET returned invalid JSON"),
+                    }
+                } else if !(200..300).contains(&status) {
+                    tracing::warn!(
+                        status,
+                        rid,
+                        "reported properties update rejected by EdgeHub"
+                    );
                 }
-            } else if !status.starts_with('2') {
-                tracing::warn!(
-                    status,
-                    rid,
-                    "reported properties update rejected by EdgeHub"
+            }
+            Some(TwinEvent::DesiredPatch { version, body }) => {
+                match serde_json::from_slice::<Value>(body) {
+                    Ok(patch) if patch.is_object() => {
+                        let mut candidate = self.desired_doc.clone();
+                        config::merge(&mut candidate, &patch);
+                        self.apply_document(candidate, version, "patch");
+                    }
+                    _ => {
+                        let reason = "desired patch is not a JSON object".to_string();
+                        tracing::warn!(?version, %reason, "desired patch rejected");
+                        self.report(json!({"lastDesired": {"version": version, "status": "rejected", "reason": reason, "at": now_iso()}}));
+                    }
+                }
+            }
+            Some(TwinEvent::MethodCall { name, rid, payload }) => {
+                let (status, body) = self.on_method(name, payload);
+                let sent = self.session.publish_control(
+                    ControlKind::MethodResponse,
+                    topics::method_response(status, rid),
+                    serde_json::to_vec(&body).unwrap_or_default(),
                 );
-            }
-        } else if topic.starts_with("$iothub/twin/PATCH/properties/desired/") {
-            let version = topic_param(topic, "$version").and_then(|v| v.parse().ok());
-            match serde_json::from_slice::<Value>(payload) {
-                Ok(patch) if patch.is_object() => {
-                    let mut candidate = self.desired_doc.clone();
-                    config::merge(&mut candidate, &patch);
-                    self.apply_document(candidate, version, "patch");
-                }
-                _ => {
-                    let reason = "desired patch is not a JSON object".to_string();
-                    tracing::warn!(?version, %reason, "desired patch rejected");
-                    self.report(json!({"lastDesired": {"version": version, "status": "rejected", "reason": reason, "at": now_iso()}}));
+                if let Err(e) = sent {
+                    // Still answer, so the caller does not wait for its timeout.
+                    tracing::warn!(error = %e, method = name, "method response not sent");
+                    let _ = self.session.publish_control(
+                        ControlKind::MethodResponse,
+                        topics::method_response(500, rid),
+                        json!({"message": e.to_string()}).to_string().into_bytes(),
+                    );
                 }
             }
-        } else if let Some(rest) = topic.strip_prefix("$iothub/methods/POST/") {
-            let name = rest.split('/').next().unwrap_or_default().to_string();
-            let rid = topic_param(topic, "$rid").unwrap_or_default().to_string();
-            let (status, body) = self.on_method(&name, payload);
-            self.session.publish_control(
-                format!("$iothub/methods/res/{status}/?$rid={rid}"),
-                serde_json::to_vec(&body).unwrap_or_default(),
-            );
-        } else {
-            tracing::debug!(topic, "message on an input ignored");
+            Some(TwinEvent::Input { input, .. }) => {
+                tracing::debug!(input, "message on an input ignored")
+            }
+            None => tracing::debug!(topic, "unrecognised message from EdgeHub ignored"),
         }
     }
 

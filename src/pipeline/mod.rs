@@ -15,7 +15,7 @@ pub mod stats;
 use crate::engine::{BBox, Detection, DetectionFilter, Engine, StageTimes};
 use crate::ingest::{Frame, FrameSink, Ingest, IngestConfig, IngestError, InputTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
-use crate::publish::{Outgoing, Sink};
+use crate::publish::{OutMessage, Sink};
 pub use stats::{Stats, StatsSnapshot};
 
 /// Settings that change live without touching the model (twin `detection`, `source.maxFps`).
@@ -70,7 +70,7 @@ pub struct PipelineReport {
 }
 
 struct Envelope {
-    out: Outgoing,
+    out: OutMessage,
     received: Instant,
 }
 
@@ -283,7 +283,7 @@ fn infer_loop(
                 continue;
             }
         };
-        let out = Outgoing {
+        let out = OutMessage {
             body,
             properties: vec![
                 ("source".into(), live.source_name.clone()),
