@@ -271,7 +271,10 @@ impl Module {
         let session = self.session.stats();
         let out = session.outbox;
         if let Some(o) = v.as_object_mut() {
-            o.insert("outboxQueued".into(), json!(out.queued + out.inflight));
+            o.insert(
+                "outboxQueued".into(),
+                json!(out.queued + out.inflight + out.control.queued),
+            );
             o.insert("outboxDropped".into(), json!(out.dropped));
             o.insert("outboxDroppedBytes".into(), json!(out.dropped_bytes));
             o.insert("published".into(), json!(out.acked));
