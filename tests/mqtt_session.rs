@@ -67,7 +67,10 @@ fn an_outage_coalesces_control_and_delivers_telemetry_in_order() {
         .unwrap_err();
     assert!(matches!(e, MqttError::TooLarge { .. }), "{e}");
     let s = session.stats();
-    assert_eq!(s.outbox.control.queued, 4, "1 stats, 1 merged patch, 2 GETs: {s:?}");
+    assert_eq!(
+        s.outbox.control.queued, 4,
+        "1 stats, 1 merged patch, 2 GETs: {s:?}"
+    );
     assert_eq!(s.outbox.queued, 200);
 
     broker.restart();
@@ -92,8 +95,15 @@ fn an_outage_coalesces_control_and_delivers_telemetry_in_order() {
         .filter(|(_, v)| v.get("stats").is_some())
         .map(|(_, v)| v)
         .collect();
-    assert_eq!(stats, vec![&json!({"stats": {"n": 999}})], "only the newest stats: {control:?}");
-    assert!(control.iter().any(|(_, v)| v == &json!({"a": 3, "b": 2})), "{control:?}");
+    assert_eq!(
+        stats,
+        vec![&json!({"stats": {"n": 999}})],
+        "only the newest stats: {control:?}"
+    );
+    assert!(
+        control.iter().any(|(_, v)| v == &json!({"a": 3, "b": 2})),
+        "{control:?}"
+    );
     let gets: Vec<&str> = control
         .iter()
         .filter(|(t, _)| t.starts_with("ctl/get/"))
@@ -109,7 +119,10 @@ fn an_outage_coalesces_control_and_delivers_telemetry_in_order() {
         .collect();
     assert_eq!(telemetry, (0..200).collect::<Vec<_>>());
     let s = session.stats().outbox;
-    assert_eq!((s.acked, s.control_acked, s.dropped, s.rejected), (200, 4, 0, 0));
+    assert_eq!(
+        (s.acked, s.control_acked, s.dropped, s.rejected),
+        (200, 4, 0, 0)
+    );
     assert_eq!((s.control.coalesced, s.control.rejected), (1001, 1));
     session.stop();
 }
