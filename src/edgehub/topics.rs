@@ -42,7 +42,7 @@ pub(crate) const DESIRED_PATCH: &str = "$iothub/twin/PATCH/properties/desired/";
 pub(crate) const METHOD_CALL: &str = "$iothub/methods/POST/";
 
 /// A query value of `$iothub/...?$rid=..&$version=..`.
-pub fn param<'a>(topic: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(topic: &'a str, key: &str) -> Option<&'a str> {
     let query = topic.split_once('?')?.1;
     query
         .split('&')

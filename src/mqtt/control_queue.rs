@@ -146,11 +146,6 @@ impl ControlQueue {
         }
     }
 
-    /// The next message to send.
-    pub fn peek(&self) -> Option<&ControlMessage> {
-        self.queue.front()
-    }
-
     pub fn pop(&mut self) -> Option<ControlMessage> {
         self.queue.pop_front()
     }
@@ -190,7 +185,7 @@ impl ControlQueue {
 /// objects merge key by key, anything else (including `null`, which deletes) replaces.
 /// Returns false, leaving `base` half-merged, when no single patch can say the same: an
 /// object replacing a non-object (a merge patch cannot express "replace this object").
-pub fn merge_patches(base: &mut Value, patch: &Value) -> bool {
+fn merge_patches(base: &mut Value, patch: &Value) -> bool {
     let (Some(b), Some(p)) = (base.as_object_mut(), patch.as_object()) else {
         return false;
     };

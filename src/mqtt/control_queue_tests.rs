@@ -34,7 +34,7 @@ fn edgehub_down_for_1000_stats_intervals_keeps_one_stats_message() {
     assert_eq!(q.len(), 1);
     assert_eq!(q.stats().coalesced, 999);
     assert_eq!(q.stats().dropped, 0);
-    assert_eq!(body(q.peek().unwrap()), json!({"stats": {"frames": 999}}));
+    assert_eq!(body(&q.pop().unwrap()), json!({"stats": {"frames": 999}}));
 }
 
 #[test]

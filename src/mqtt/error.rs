@@ -25,7 +25,7 @@ pub enum MqttError {
 
 impl MqttError {
     /// A URL error; the URL is redacted here so no caller can forget to.
-    pub fn bad_url(url: &str, message: &str) -> MqttError {
+    pub(crate) fn bad_url(url: &str, message: &str) -> MqttError {
         MqttError::BadUrl {
             url: crate::redact::url(url),
             message: message.to_string(),

@@ -27,7 +27,7 @@ impl Message {
     }
 
     /// What the message costs the outbox's byte bound.
-    pub fn size(&self) -> usize {
+    fn size(&self) -> usize {
         self.topic.len() + self.payload.len()
     }
 }
