@@ -53,6 +53,9 @@ pub const UNPACK_RATIO: u64 = 4;
 pub const UNPACK_MAX_ENTRIES: usize = 10_000;
 /// Whole-download deadline for a model archive.
 pub const MODEL_FETCH_TIMEOUT: Duration = Duration::from_secs(600);
+/// Largest MQTT packet the module reads (twin documents above MAX_DESIRED_BYTES are read,
+/// then rejected with a reason).
+pub const MAX_INCOMING_BYTES: usize = 2 * 1024 * 1024;
 /// Largest desired-properties document the module accepts (IoT Hub caps desired at 32 KB).
 pub const MAX_DESIRED_BYTES: usize = 64 * 1024;
 /// Twin GET: first retry after this long, doubling up to BACKOFF_MAX.
@@ -113,3 +116,11 @@ pub const TRACK_NEW_SCORE: f32 = 0.6;
 pub const TRACK_MATCH_IOU: f32 = 0.2;
 pub const TRACK_LOW_MATCH_IOU: f32 = 0.5;
 pub const TRACK_UNCONFIRMED_MATCH_IOU: f32 = 0.3;
+
+// --- MQTT room (src/mqtt) ---
+/// QoS 1 publishes sent and not yet acknowledged, per connection.
+pub const MQTT_MAX_INFLIGHT: usize = 16;
+/// Control messages (twin GETs, method responses, coalesced reports) waiting, at most.
+pub const CONTROL_QUEUE_MESSAGES: usize = 100;
+/// EdgeHub's MQTT-over-TLS port.
+pub const EDGEHUB_PORT: u16 = 8883;

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod message;
 pub mod metrics;
 pub mod model;
+pub mod mqtt;
 pub mod pipeline;
 pub mod publish;
 pub mod redact;

@@ -54,8 +54,7 @@ impl Scene {
         // The old model still serves and telemetry flows.
         let n = self.h.hub.telemetry_count();
         self.h.hub.wait(Duration::from_secs(30), case, |s| {
-            s.telemetry.len() >= n + 3
-                && s.reported["model"]["sha256"] == self.sha.as_str()
+            s.telemetry.len() >= n + 3 && s.reported["model"]["sha256"] == self.sha.as_str()
         });
         // Nothing escaped: no marker file under the canary, the module's temp dir or /tmp.
         for marker in markers {
@@ -66,7 +65,10 @@ impl Scene {
         }
         let reported = self.h.hub.reported().to_string();
         let log = self.h.module.log();
-        assert!(!reported.contains(SECRET), "{case}: secret in reported: {reported}");
+        assert!(
+            !reported.contains(SECRET),
+            "{case}: secret in reported: {reported}"
+        );
         assert!(!log.contains(SECRET), "{case}: secret in the log");
     }
 
@@ -102,7 +104,8 @@ fn file_uri(p: &Path) -> String {
 fn element_injection_through_the_twin() {
     let mut s = Scene::start(&[]);
     let target = |n: usize| -> String {
-        let p: PathBuf = std::env::temp_dir().join(format!("edgelens-pwned-{n}-{}", std::process::id()));
+        let p: PathBuf =
+            std::env::temp_dir().join(format!("edgelens-pwned-{n}-{}", std::process::id()));
         p.display().to_string()
     };
     let attempts: Vec<Value> = vec![
@@ -133,17 +136,60 @@ fn hostile_archives_and_manifests() {
     let work = tempfile::tempdir().expect("work");
     let marker = format!("edgelens-escape-{}", std::process::id());
     let cases: Vec<(&str, Evil)> = vec![
-        ("symlink entry", Evil::Symlink { name: "labels.txt.evil".into(), target: "/etc/passwd".into() }),
-        ("symlink out", Evil::Symlink { name: format!("{marker}-sym"), target: "../../../../../../tmp".into() }),
-        ("hard link entry", Evil::HardLink { name: format!("{marker}-hard"), target: "/etc/passwd".into() }),
-        ("dot-dot entry", Evil::RawName { name: format!("../../../../../../tmp/{marker}-dotdot") }),
-        ("absolute entry", Evil::RawName { name: format!("/tmp/{marker}-abs") }),
-        ("char device", Evil::CharDevice { name: format!("{marker}-dev") }),
-        ("fifo", Evil::Fifo { name: format!("{marker}-fifo") }),
+        (
+            "symlink entry",
+            Evil::Symlink {
+                name: "labels.txt.evil".into(),
+                target: "/etc/passwd".into(),
+            },
+        ),
+        (
+            "symlink out",
+            Evil::Symlink {
+                name: format!("{marker}-sym"),
+                target: "../../../../../../tmp".into(),
+            },
+        ),
+        (
+            "hard link entry",
+            Evil::HardLink {
+                name: format!("{marker}-hard"),
+                target: "/etc/passwd".into(),
+            },
+        ),
+        (
+            "dot-dot entry",
+            Evil::RawName {
+                name: format!("../../../../../../tmp/{marker}-dotdot"),
+            },
+        ),
+        (
+            "absolute entry",
+            Evil::RawName {
+                name: format!("/tmp/{marker}-abs"),
+            },
+        ),
+        (
+            "char device",
+            Evil::CharDevice {
+                name: format!("{marker}-dev"),
+            },
+        ),
+        (
+            "fifo",
+            Evil::Fifo {
+                name: format!("{marker}-fifo"),
+            },
+        ),
     ];
     let n_archives = cases.len();
     for (i, (case, evil)) in cases.into_iter().enumerate() {
-        let a = evil_archive(work.path(), &format!("evil{i}.tar.gz"), "ssdlite-person", evil);
+        let a = evil_archive(
+            work.path(),
+            &format!("evil{i}.tar.gz"),
+            "ssdlite-person",
+            evil,
+        );
         let reason = s.model_must_fail(
             case,
             json!({"uri": file_uri(&a), "sha256": sha256_file(&a), "backend": "ort"}),
@@ -157,15 +203,27 @@ fn hostile_archives_and_manifests() {
         "gzip bomb",
         json!({"uri": file_uri(&bomb), "sha256": sha256_file(&bomb), "backend": "ort"}),
     );
-    eprintln!("hostile archive 'gzip bomb' ({} bytes packed): {reason}", std::fs::metadata(&bomb).map(|m| m.len()).unwrap_or(0));
+    eprintln!(
+        "hostile archive 'gzip bomb' ({} bytes packed): {reason}",
+        std::fs::metadata(&bomb).map(|m| m.len()).unwrap_or(0)
+    );
     s.unharmed("gzip bomb", &[]);
     let cache_bytes = dir_bytes(s.h.module.cache_dir());
-    assert!(cache_bytes < 200 << 20, "the bomb filled the cache: {cache_bytes} bytes");
+    assert!(
+        cache_bytes < 200 << 20,
+        "the bomb filled the cache: {cache_bytes} bytes"
+    );
     // Manifests that point outside their folder.
     let manifests: Vec<(&str, String)> = vec![
-        ("labels ../", "labels = \"../../../../../../etc/passwd\"".into()),
+        (
+            "labels ../",
+            "labels = \"../../../../../../etc/passwd\"".into(),
+        ),
         ("labels absolute", "labels = \"/etc/passwd\"".into()),
-        ("weights ../", "file = \"../../../../../../etc/passwd\"".into()),
+        (
+            "weights ../",
+            "file = \"../../../../../../etc/passwd\"".into(),
+        ),
     ];
     let n_manifests = manifests.len() + 1;
     for (case, line) in manifests {
@@ -173,7 +231,13 @@ fn hostile_archives_and_manifests() {
         let dir = model_folder_with(work.path(), "ssdlite-person", |m| {
             *m = m
                 .lines()
-                .map(|l| if l.starts_with(&format!("{key} =")) { line.clone() } else { l.to_string() })
+                .map(|l| {
+                    if l.starts_with(&format!("{key} =")) {
+                        line.clone()
+                    } else {
+                        l.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
         });
@@ -186,7 +250,10 @@ fn hostile_archives_and_manifests() {
     let dir = model_folder_with(work.path(), "ssdlite-person", |_| {});
     std::fs::remove_file(dir.join("labels.txt")).expect("rm labels");
     std::os::unix::fs::symlink("/etc/passwd", dir.join("labels.txt")).expect("symlink");
-    let reason = s.model_must_fail("labels symlink", json!({"uri": file_uri(&dir), "backend": "ort"}));
+    let reason = s.model_must_fail(
+        "labels symlink",
+        json!({"uri": file_uri(&dir), "backend": "ort"}),
+    );
     eprintln!("hostile manifest 'labels symlink': {reason}");
     s.unharmed("labels symlink", &[]);
     eprintln!("hostile: {n_archives} archive entries, 1 gzip bomb, {n_manifests} manifests");
@@ -217,51 +284,64 @@ fn hostile_twin_documents_and_secrets() {
         "sas token in model uri",
         json!({"uri": format!("https://user:{SECRET}@127.0.0.1:1/m.tar.gz?sv=1&sig={SECRET}"), "sha256": "0".repeat(64)}),
     );
-    assert!(reason.contains("127.0.0.1"), "the reason names the host: {reason}");
+    assert!(
+        reason.contains("127.0.0.1"),
+        "the reason names the host: {reason}"
+    );
     s.unharmed("sas token in model uri", &[]);
-    s.h.hub.patch_desired(json!({"source": {"uri": format!("rtsp://admin:{SECRET}@127.0.0.1:1/cam")}}));
+    s.h.hub.patch_desired(
+        json!({"source": {"uri": format!("rtsp://admin:{SECRET}@127.0.0.1:1/cam")}}),
+    );
     std::thread::sleep(Duration::from_secs(3));
     s.h.hub.patch_desired(json!({"source": null}));
     s.unharmed("camera password", &[]);
 
     // A burst of patches while a model loads: one load, and the last word wins.
-    s.h.hub.patch_desired(json!({"model": {"name": "ssd-mobilenetv2-oidv4", "backend": "ort"}}));
+    s.h.hub
+        .patch_desired(json!({"model": {"name": "ssd-mobilenetv2-oidv4", "backend": "ort"}}));
     let mut last = 0;
     for i in 0..10 {
-        last = s.h.hub.patch_desired(json!({"detection": {"minConfidence": 0.3 + i as f64 / 100.0}}));
+        last =
+            s.h.hub
+                .patch_desired(json!({"detection": {"minConfidence": 0.3 + i as f64 / 100.0}}));
     }
-    s.h.hub.wait(Duration::from_secs(60), "burst settled", |st| {
-        st.reported["appliedVersion"] == last && st.reported["model"]["status"] == "ready"
-    });
-    let loads = s
-        .h
-        .module
-        .log()
-        .lines()
-        .filter(|l| l.contains("loading model off the hot path") && l.contains("oidv4"))
-        .count();
+    s.h.hub
+        .wait(Duration::from_secs(60), "burst settled", |st| {
+            st.reported["appliedVersion"] == last && st.reported["model"]["status"] == "ready"
+        });
+    let loads =
+        s.h.module
+            .log()
+            .lines()
+            .filter(|l| l.contains("loading model off the hot path") && l.contains("oidv4"))
+            .count();
     assert_eq!(loads, 1, "a burst of patches started {loads} loads");
     s.h.hub.patch_desired(
         json!({"model": {"name": "ssdlite-person", "backend": "ort"}, "detection": null}),
     );
     s.h.hub.wait(Duration::from_secs(60), "swap back", |st| {
-        st.reported["model"]["status"] == "ready" && st.reported["model"]["sha256"] == s.sha.as_str()
+        st.reported["model"]["status"] == "ready"
+            && st.reported["model"]["sha256"] == s.sha.as_str()
     });
     s.unharmed("burst during a load", &[]);
 
     // 1 MB document: rejected with a reason, nothing else changes.
     let big = format!("{{\"output\": {{\"name\": \"{}\"}}}}", "x".repeat(1 << 20));
     let v = s.h.hub.patch_raw(big.as_bytes());
-    s.h.hub.wait(Duration::from_secs(30), "1 MB document rejected", |st| {
-        st.reported["lastDesired"]["version"] == v && st.reported["lastDesired"]["status"] == "rejected"
-    });
+    s.h.hub
+        .wait(Duration::from_secs(30), "1 MB document rejected", |st| {
+            st.reported["lastDesired"]["version"] == v
+                && st.reported["lastDesired"]["status"] == "rejected"
+        });
     s.unharmed("1 MB document", &[]);
     // 200 levels of nesting.
     let deep = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
     let v = s.h.hub.patch_raw(deep.as_bytes());
-    s.h.hub.wait(Duration::from_secs(30), "deep document rejected", |st| {
-        st.reported["lastDesired"]["version"] == v && st.reported["lastDesired"]["status"] == "rejected"
-    });
+    s.h.hub
+        .wait(Duration::from_secs(30), "deep document rejected", |st| {
+            st.reported["lastDesired"]["version"] == v
+                && st.reported["lastDesired"]["status"] == "rejected"
+        });
     s.unharmed("200-level nesting", &[]);
     eprintln!("hostile: 2 secret cases, 1 burst, 2 oversized/deep documents");
 }

@@ -43,7 +43,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join("edgelens-models")),
             max_model_bytes: args.max_model_mb * 1024 * 1024,
-            queue_capacity: args.queue,
+            queue: super::run::queue_limits(&args),
             stats_interval: Duration::from_secs(args.stats_interval.max(1)),
             presets_dir: args.source.presets.clone(),
             metrics,

@@ -12,8 +12,9 @@ use clap::Args;
 
 use edgelens::engine::{DetectionFilter, Engine, EngineOptions};
 use edgelens::ingest::{self, IngestConfig, Mode};
+use edgelens::mqtt::QueueLimits;
 use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
-use edgelens::publish::{mqtt::MqttSink, stdout::StdoutSink, Sink};
+use edgelens::publish::{session::SessionSink, stdout::StdoutSink, Sink};
 
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
@@ -74,6 +75,9 @@ pub struct RunArgs {
     /// Messages kept while the broker is unreachable; beyond it the oldest are dropped.
     #[arg(long, default_value_t = edgelens::defaults::QUEUE_MESSAGES)]
     pub queue: usize,
+    /// MiB kept while the broker is unreachable; beyond it the oldest are dropped.
+    #[arg(long, default_value_t = edgelens::defaults::QUEUE_MB)]
+    pub queue_mb: u64,
     /// Prometheus /metrics address, or "off".
     #[arg(long, default_value = edgelens::defaults::METRICS_ADDR)]
     pub metrics_addr: String,
@@ -130,6 +134,14 @@ pub fn metrics_addr(v: &str) -> anyhow::Result<Option<SocketAddr>> {
         .with_context(|| format!("--metrics-addr '{v}' is not HOST:PORT (or off)"))
 }
 
+pub fn queue_limits(args: &RunArgs) -> QueueLimits {
+    QueueLimits {
+        messages: args.queue.max(1),
+        bytes: usize::try_from(args.queue_mb.max(1).saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX),
+    }
+}
+
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if edgelens::edgehub::ModuleIdentity::present() && !args.no_module && args.mqtt.is_none() {
         return super::module::run(args);
@@ -148,11 +160,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.mode = Mode::Realtime;
     }
     let sink: Box<dyn Sink> = match &args.mqtt {
-        Some(url) => Box::new(MqttSink::connect(
+        Some(url) => Box::new(SessionSink::plain_mqtt(
             url,
             &args.topic,
             &format!("edgelens-{}", std::process::id()),
-            args.queue,
+            queue_limits(&args),
         )?),
         None => Box::new(StdoutSink::default()),
     };

@@ -21,11 +21,11 @@ pub mod report;
 mod twin;
 
 use crate::defaults;
-use crate::edgehub::{self, EdgeHubSink, ModuleIdentity};
+use crate::edgehub::{self, topics, ModuleIdentity};
 use crate::engine::{DetectionFilter, Engine};
 use crate::ingest::{self, IngestConfig, SourceSpec};
+use crate::mqtt::{ControlKind, QueueLimits, Session};
 use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions, Stats};
-use crate::publish::mqtt::Session;
 use config::{DesiredConfig, ModelConfig};
 use model_fetch::Fetcher;
 use model_load::{Loader, ModelStatus};
@@ -51,7 +51,7 @@ pub struct ModuleOptions {
     pub models_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub max_model_bytes: u64,
-    pub queue_capacity: usize,
+    pub queue: QueueLimits,
     pub stats_interval: Duration,
     pub presets_dir: Option<PathBuf>,
     pub metrics: Option<std::net::SocketAddr>,
@@ -98,7 +98,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
     let identity = Arc::new(ModuleIdentity::from_env()?);
     tracing::info!(device = %identity.device, module = %identity.module, gateway = %identity.gateway, port = identity.port, "module mode");
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
-    let session = edgehub::connect(&identity, opts.queue_capacity, events_tx)?;
+    let session = edgehub::connect(&identity, opts.queue, events_tx)?;
 
     // Serve the command-line config at once; the twin may change it when it arrives.
     let mut model_cfg = opts.initial.model.clone().unwrap_or_default();
@@ -153,7 +153,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + module.opts.stats_interval;
             let stats = module.stats_json();
-            module.report(json!({ "stats": stats }));
+            module.report_as(ControlKind::Stats, json!({ "stats": stats }));
         }
         module.supervise_source();
         module.supervise_twin_get();
@@ -222,22 +222,25 @@ impl Module {
     }
 
     fn report(&mut self, patch: Value) {
+        self.report_as(ControlKind::Reported, patch)
+    }
+
+    fn report_as(&mut self, kind: ControlKind, patch: Value) {
         let rid = self.next_rid();
-        match serde_json::to_vec(&patch) {
-            Ok(body) => self.session.publish_control(
-                format!("$iothub/twin/PATCH/properties/reported/?$rid={rid}"),
-                body,
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot serialize reported properties"),
+        let sent = serde_json::to_vec(&patch)
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                self.session
+                    .publish_control(kind, topics::reported_patch(&rid), body)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "reported properties not sent");
         }
     }
 
     fn stats_json(&self) -> Value {
-        report::stats(
-            Some(self.stats.snapshot()),
-            &self.session.stats(),
-            self.session.connects(),
-        )
+        report::stats(Some(self.stats.snapshot()), &self.session.stats())
     }
 
     fn full_report(&mut self) -> Value {
@@ -255,11 +258,11 @@ impl Module {
         if self.opts.realtime && !self.source.live {
             config.mode = crate::ingest::Mode::Realtime;
         }
-        let sink = EdgeHubSink {
-            session: self.session.clone(),
-            identity: self.identity.clone(),
-            output: self.output.clone(),
-        };
+        let sink = edgehub::output_sink(
+            self.session.clone(),
+            self.identity.clone(),
+            self.output.clone(),
+        );
         let options = PipelineOptions {
             stats: Some(self.stats.clone()),
             ..PipelineOptions::default()

@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 
 use super::config::{DesiredConfig, ModelConfig};
 use super::model_load::ModelStatus;
+use crate::mqtt::SessionStats;
 use crate::pipeline::StatsSnapshot;
-use crate::publish::SinkStats;
 
 pub fn now_iso() -> String {
     chrono::Utc::now()
@@ -37,15 +37,20 @@ pub fn model(status: &ModelStatus) -> Value {
 }
 
 /// `stats`: the pipeline's counters plus the outbox's.
-pub fn stats(pipeline: Option<StatsSnapshot>, outbox: &SinkStats, connects: u64) -> Value {
+pub fn stats(pipeline: Option<StatsSnapshot>, session: &SessionStats) -> Value {
     let mut v = pipeline
         .and_then(|s| serde_json::to_value(s).ok())
         .unwrap_or_else(|| json!({}));
+    let out = &session.outbox;
     if let Some(o) = v.as_object_mut() {
-        o.insert("outboxQueued".into(), json!(outbox.queued));
-        o.insert("outboxDropped".into(), json!(outbox.dropped));
-        o.insert("published".into(), json!(outbox.published));
-        o.insert("connects".into(), json!(connects));
+        o.insert(
+            "outboxQueued".into(),
+            json!(out.queued + out.inflight + out.control.queued),
+        );
+        o.insert("outboxDropped".into(), json!(out.dropped));
+        o.insert("outboxDroppedBytes".into(), json!(out.dropped_bytes));
+        o.insert("published".into(), json!(out.acked));
+        o.insert("connects".into(), json!(session.connects));
     }
     v
 }

@@ -10,8 +10,8 @@ use super::apply::{self, Current};
 use super::model_load::{LoadDone, ModelState, ModelStatus};
 use super::{live_settings, output_name, report, resolve_source, Module};
 use crate::defaults;
-use crate::edgehub::topic_param;
-use crate::publish::mqtt::SessionEvent;
+use crate::edgehub::{topics, TwinEvent};
+use crate::mqtt::{ControlKind, SessionEvent};
 
 impl Module {
     pub(super) fn on_event(&mut self, ev: SessionEvent) {
@@ -31,8 +31,12 @@ impl Module {
         let rid = self.next_rid();
         self.twin_get.pending = Some((rid.clone(), Instant::now()));
         self.twin_get.retry_at = None;
-        self.session
-            .publish_control(format!("$iothub/twin/GET/?$rid={rid}"), Vec::new());
+        let sent =
+            self.session
+                .publish_control(ControlKind::TwinGet, topics::twin_get(&rid), Vec::new());
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "twin GET not sent");
+        }
     }
 
     /// A failed or unanswered twin GET is retried with backoff: without it the module would
@@ -64,47 +68,58 @@ impl Module {
     }
 
     fn on_message(&mut self, topic: &str, payload: &[u8]) {
-        if let Some(rest) = topic.strip_prefix("$iothub/twin/res/") {
-            let status = rest.split('/').next().unwrap_or_default();
-            let rid = topic_param(topic, "$rid").unwrap_or_default();
-            if self
-                .twin_get
-                .pending
-                .as_ref()
-                .is_some_and(|(r, _)| r == rid)
-            {
-                self.on_twin(status, payload);
-            } else if !status.starts_with('2') {
-                tracing::warn!(
-                    status,
-                    rid,
-                    "reported properties update rejected by EdgeHub"
+        match TwinEvent::parse(topic, payload) {
+            Some(TwinEvent::Response { status, rid, body }) => {
+                if self
+                    .twin_get
+                    .pending
+                    .as_ref()
+                    .is_some_and(|(r, _)| r == rid)
+                {
+                    self.on_twin(status, body);
+                } else if !(200..300).contains(&status) {
+                    tracing::warn!(
+                        status,
+                        rid,
+                        "reported properties update rejected by EdgeHub"
+                    );
+                }
+            }
+            Some(TwinEvent::DesiredPatch { version, body }) => {
+                let candidate = serde_json::from_slice::<Value>(body)
+                    .map_err(|e| format!("desired patch is not JSON: {e}"))
+                    .and_then(|patch| apply::patched(&self.desired_doc, &patch));
+                match candidate {
+                    Ok(doc) => self.apply_document(doc, version, "patch"),
+                    Err(reason) => self.reject(version, &reason, "patch"),
+                }
+            }
+            Some(TwinEvent::MethodCall { name, rid, .. }) => {
+                let (status, body) = self.on_method(name);
+                let sent = self.session.publish_control(
+                    ControlKind::MethodResponse,
+                    topics::method_response(status, rid),
+                    serde_json::to_vec(&body).unwrap_or_default(),
                 );
+                if let Err(e) = sent {
+                    // Still answer, so the caller does not wait for its timeout.
+                    tracing::warn!(error = %e, method = name, "method response not sent");
+                    let _ = self.session.publish_control(
+                        ControlKind::MethodResponse,
+                        topics::method_response(500, rid),
+                        json!({"message": e.to_string()}).to_string().into_bytes(),
+                    );
+                }
             }
-        } else if topic.starts_with("$iothub/twin/PATCH/properties/desired/") {
-            let version = topic_param(topic, "$version").and_then(|v| v.parse().ok());
-            let candidate = serde_json::from_slice::<Value>(payload)
-                .map_err(|e| format!("desired patch is not JSON: {e}"))
-                .and_then(|patch| apply::patched(&self.desired_doc, &patch));
-            match candidate {
-                Ok(doc) => self.apply_document(doc, version, "patch"),
-                Err(reason) => self.reject(version, &reason, "patch"),
+            Some(TwinEvent::Input { input, .. }) => {
+                tracing::debug!(input, "message on an input ignored")
             }
-        } else if let Some(rest) = topic.strip_prefix("$iothub/methods/POST/") {
-            let name = rest.split('/').next().unwrap_or_default().to_string();
-            let rid = topic_param(topic, "$rid").unwrap_or_default().to_string();
-            let (status, body) = self.on_method(&name);
-            self.session.publish_control(
-                format!("$iothub/methods/res/{status}/?$rid={rid}"),
-                serde_json::to_vec(&body).unwrap_or_default(),
-            );
-        } else {
-            tracing::debug!(topic, "message on an input ignored");
+            None => tracing::debug!(topic, "unrecognised message from EdgeHub ignored"),
         }
     }
 
-    fn on_twin(&mut self, status: &str, payload: &[u8]) {
-        if status != "200" {
+    fn on_twin(&mut self, status: u16, payload: &[u8]) {
+        if status != 200 {
             return self.twin_get_failed(&format!("status {status}"));
         }
         let twin = match serde_json::from_slice::<Value>(payload) {

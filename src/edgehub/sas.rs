@@ -67,6 +67,21 @@ mod tests {
             (psr.as_str(), psig.as_str(), pse),
             (sr.as_str(), sig.as_str(), 1700000000)
         );
-        assert!(!t.contains('+') && !t.contains('/') || t.contains("%2F"));
+        // The signature is base64 ('+', '/', '='): inside the token it must be url-encoded
+        // on its own, or EdgeHub reads a different signature.
+        let raw_sig = t
+            .split('&')
+            .find_map(|p| p.strip_prefix("sig="))
+            .expect("sig= part");
+        assert!(
+            sig.ends_with('='),
+            "a 32-byte HMAC in base64 ends with padding"
+        );
+        assert!(
+            !raw_sig.contains(['+', '/', '=']),
+            "sig= part not url-encoded: {raw_sig}"
+        );
+        assert!(raw_sig.contains("%3D"), "{raw_sig}");
+        assert_eq!(urlencoding::decode(raw_sig).unwrap(), sig);
     }
 }

@@ -6,8 +6,8 @@ use ndarray::{Array4, ArrayD};
 
 use super::backend::InputTensor;
 // Geometry belongs to the scaled frame, so it lives with the frame in ingest.
-pub use crate::ingest::{letterbox_size, Geometry};
 use crate::ingest::ScaleTarget;
+pub use crate::ingest::{letterbox_size, Geometry};
 use crate::model::{ColorOrder, DType, InputSpec, Layout, Resize};
 
 /// Resizes a still image to the model input in Rust (the video path does this in GStreamer).

@@ -63,7 +63,6 @@ pub fn letterbox_size(in_w: u32, in_h: u32, frame_w: u32, frame_h: u32) -> (u32,
     (w, h)
 }
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScaleTarget {
     pub width: u32,

@@ -10,10 +10,10 @@ use gstreamer_video as gst_video;
 
 use arc_swap::ArcSwap;
 
+use super::frame::Geometry;
 use super::frame::{Frame, FrameQueue, Mode, Pushed, ScaleTarget};
 use super::{graph, IngestError, SourceSpec};
 use crate::defaults;
-use super::frame::Geometry;
 use crate::model::InputSpec;
 
 #[derive(Debug, Clone)]

@@ -12,11 +12,11 @@ use super::{EngineSlot, FrameObserver, LiveSettings, Stats};
 use crate::engine::{Detection, Engine, StageTimes};
 use crate::ingest::{Frame, ScaleTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
-use crate::publish::Outgoing;
+use crate::publish::OutMessage;
 
 /// A message on its way to the sink, with the time its frame arrived (for latency).
 pub(super) struct Envelope {
-    pub out: Outgoing,
+    pub out: OutMessage,
     pub received: Instant,
 }
 
@@ -174,7 +174,7 @@ impl InferLoop {
             }
         };
         let m = &engine.model().manifest;
-        let out = Outgoing {
+        let out = OutMessage {
             body,
             properties: vec![
                 ("source".into(), live.source_name.clone()),

@@ -1,28 +1,26 @@
-//! Publish: where detections go. One `Sink` trait; stdout JSON lines, plain MQTT, or EdgeHub.
+//! Publish: where detections go. One `Sink` trait; three sinks: stdout JSON lines, and one
+//! [`session::SessionSink`] that forwards to an MQTT session, used for plain MQTT and for
+//! EdgeHub (they differ only in how a message maps to a topic).
 
 use std::time::Duration;
 
-pub mod mqtt;
+pub mod session;
 pub mod stdout;
 
 /// One message to publish: the JSON body plus properties (EdgeHub message properties;
-/// ignored by sinks that have none).
+/// sinks without properties ignore them). The sink decides the topic/output.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub struct OutMessage {
     pub body: Vec<u8>,
     pub properties: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("message of {size} bytes exceeds the {limit}-byte limit; lower the detection count or raise minConfidence")]
-    TooLarge { size: usize, limit: usize },
     #[error("cannot write to stdout: {0}")]
     Stdout(#[from] std::io::Error),
-    #[error("invalid MQTT URL '{url}': {message} (expected mqtt://HOST:PORT)")]
-    BadUrl { url: String, message: String },
     #[error("MQTT: {0}")]
-    Mqtt(String),
+    Mqtt(#[from] crate::mqtt::MqttError),
 }
 
 /// Counters every sink keeps.
@@ -43,7 +41,7 @@ impl Sink for CountingSink {
         "count"
     }
 
-    fn send(&mut self, _msg: Outgoing) -> Result<(), PublishError> {
+    fn send(&mut self, _msg: OutMessage) -> Result<(), PublishError> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -60,10 +58,12 @@ impl Sink for CountingSink {
     }
 }
 
+/// Where the pipeline's messages leave the process (not to be confused with
+/// `ingest`'s `FrameSink`, where frames enter the pipeline).
 pub trait Sink: Send {
     fn name(&self) -> &'static str;
     /// Accepts a message. Sinks that queue (MQTT) return at once.
-    fn send(&mut self, msg: Outgoing) -> Result<(), PublishError>;
+    fn send(&mut self, msg: OutMessage) -> Result<(), PublishError>;
     /// Waits until everything accepted is delivered or `timeout` passes; returns what is left.
     fn flush(&mut self, timeout: Duration) -> usize;
     fn stats(&self) -> SinkStats;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use super::{Outgoing, PublishError, Sink, SinkStats};
+use super::{OutMessage, PublishError, Sink, SinkStats};
 
 #[derive(Default)]
 pub struct StdoutSink {
@@ -15,7 +15,7 @@ impl Sink for StdoutSink {
         "stdout"
     }
 
-    fn send(&mut self, msg: Outgoing) -> Result<(), PublishError> {
+    fn send(&mut self, msg: OutMessage) -> Result<(), PublishError> {
         let mut out = std::io::stdout().lock();
         let result = out
             .write_all(&msg.body)

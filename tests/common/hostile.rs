@@ -27,12 +27,24 @@ fn model_files(name: &str) -> Vec<(String, Vec<u8>)> {
 
 /// What goes wrong inside an archive.
 pub enum Evil {
-    Symlink { name: String, target: String },
-    HardLink { name: String, target: String },
+    Symlink {
+        name: String,
+        target: String,
+    },
+    HardLink {
+        name: String,
+        target: String,
+    },
     /// A regular file whose name climbs out (`../..`) or is absolute.
-    RawName { name: String },
-    CharDevice { name: String },
-    Fifo { name: String },
+    RawName {
+        name: String,
+    },
+    CharDevice {
+        name: String,
+    },
+    Fifo {
+        name: String,
+    },
 }
 
 fn raw_header(kind: tar::EntryType, name: &str, size: u64) -> tar::Header {
@@ -61,7 +73,8 @@ pub fn evil_archive(dir: &Path, file: &str, model: &str, evil: Evil) -> PathBuf 
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
-        b.append_data(&mut h, &name, bytes.as_slice()).expect("append");
+        b.append_data(&mut h, &name, bytes.as_slice())
+            .expect("append");
     }
     match evil {
         Evil::Symlink { name, target } => {
@@ -108,8 +121,12 @@ pub fn gzip_bomb(dir: &Path, unpacked: u64) -> PathBuf {
     let mut h = tar::Header::new_gnu();
     h.set_size(unpacked);
     h.set_mode(0o644);
-    b.append_data(&mut h, "zeros.onnx", std::io::Read::take(std::io::repeat(0), unpacked))
-        .expect("append");
+    b.append_data(
+        &mut h,
+        "zeros.onnx",
+        std::io::Read::take(std::io::repeat(0), unpacked),
+    )
+    .expect("append");
     b.into_inner().expect("tar").finish().expect("gzip");
     path
 }
@@ -133,7 +150,9 @@ pub fn find_named(root: &Path, marker: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if e.file_name().to_string_lossy().starts_with(marker) {
