@@ -14,3 +14,4 @@ pub mod model;
 pub mod pipeline;
 pub mod publish;
 pub mod redact;
+pub mod scene;
