@@ -71,6 +71,34 @@ pub fn segments_intersect(a: Point, b: Point, c: Point, d: Point) -> bool {
         || (d4 == 0.0 && within(d, a, b))
 }
 
+/// A closed axis-aligned box around a polygon.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    min: Point,
+    max: Point,
+}
+
+impl Bounds {
+    pub fn of(poly: &[Point]) -> Bounds {
+        let mut b = Bounds {
+            min: [f32::INFINITY; 2],
+            max: [f32::NEG_INFINITY; 2],
+        };
+        for p in poly {
+            for k in 0..2 {
+                b.min[k] = b.min[k].min(p[k]);
+                b.max[k] = b.max[k].max(p[k]);
+            }
+        }
+        b
+    }
+
+    /// Boundary included, like [`point_in_polygon`].
+    pub fn contains(&self, p: Point) -> bool {
+        p[0] >= self.min[0] && p[0] <= self.max[0] && p[1] >= self.min[1] && p[1] <= self.max[1]
+    }
+}
+
 /// Point in polygon, boundary included (like OpenCV's `pointPolygonTest >= 0`, which
 /// Frigate uses): a foot exactly on a zone's edge is in the zone.
 pub fn point_in_polygon(p: Point, poly: &[Point]) -> bool {
@@ -196,6 +224,13 @@ mod tests {
         assert!(!point_in_polygon([0.05, 0.5], &diamond));
         assert!(point_in_polygon([0.5, 0.5], &diamond));
         assert!(!point_in_polygon([0.95, 0.5], &diamond));
+    }
+
+    #[test]
+    fn bounds_are_closed() {
+        let b = Bounds::of(&SQUARE);
+        assert!(b.contains([0.2, 0.6]) && b.contains([0.4, 0.4]));
+        assert!(!b.contains([0.19, 0.4]) && !b.contains([0.4, 0.61]));
     }
 
     #[test]

@@ -62,14 +62,23 @@ impl Lines {
     /// One observation of a track: the lines it crossed since its previous observation.
     pub fn update(&mut self, track: &str, label: &str, bbox: &BBox) -> Vec<LineCrossing> {
         let foot = bottom_centre(bbox);
-        let last = self.last.entry(track.to_string()).or_default();
+        if !self.last.contains_key(track) {
+            self.last.insert(track.to_string(), BTreeMap::new());
+        }
+        let Some(last) = self.last.get_mut(track) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (name, l) in &self.config {
             let s = side(l.from, l.to, foot);
             if s == 0.0 {
                 continue;
             }
-            if let Some(prev) = last.insert(name.clone(), foot) {
+            let prev = match last.get_mut(name) {
+                Some(p) => Some(std::mem::replace(p, foot)),
+                None => last.insert(name.clone(), foot),
+            };
+            if let Some(prev) = prev {
                 let Some(direction) = crossing(l.from, l.to, prev, foot) else {
                     continue;
                 };

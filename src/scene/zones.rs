@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::config::ZoneConfig;
-use super::geometry::{bottom_centre, point_in_polygon};
+use super::geometry::{bottom_centre, point_in_polygon, Bounds};
 use crate::engine::BBox;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,21 +41,27 @@ struct TrackZones {
 #[derive(Debug, Default)]
 pub struct Zones {
     config: BTreeMap<String, ZoneConfig>,
+    /// Each zone's bounding box: most feet are outside most zones, and this says so in
+    /// four comparisons instead of a walk around every edge.
+    bounds: BTreeMap<String, Bounds>,
     tracks: HashMap<String, TrackZones>,
 }
 
 impl Zones {
     pub fn new(config: &BTreeMap<String, ZoneConfig>) -> Self {
-        Zones {
-            config: config.clone(),
-            tracks: HashMap::new(),
-        }
+        let mut z = Zones::default();
+        z.set_config(config);
+        z
     }
 
     /// New zones without events: memberships in removed zones are dropped silently, those
     /// in kept zones (same name) carry on and change only through inertia, as any move would.
     pub fn set_config(&mut self, config: &BTreeMap<String, ZoneConfig>) {
         self.config = config.clone();
+        self.bounds = config
+            .iter()
+            .map(|(n, z)| (n.clone(), Bounds::of(&z.polygon)))
+            .collect();
         for t in self.tracks.values_mut() {
             t.zones.retain(|name, _| config.contains_key(name));
         }
@@ -70,18 +76,30 @@ impl Zones {
         pts_ms: u64,
     ) -> Vec<ZoneChange> {
         let foot = bottom_centre(bbox);
-        let t = self.tracks.entry(track.to_string()).or_default();
+        // Look up before inserting: this runs per track per frame, keys rarely new.
+        if !self.tracks.contains_key(track) {
+            self.tracks.insert(track.to_string(), TrackZones::default());
+        }
+        let Some(t) = self.tracks.get_mut(track) else {
+            return Vec::new();
+        };
         if t.label != label {
             t.label = label.to_string();
         }
         let mut out = Vec::new();
         for (name, z) in &self.config {
             let raw = (z.classes.is_empty() || z.classes.iter().any(|c| c == label))
+                && self.bounds.get(name).is_some_and(|b| b.contains(foot))
                 && point_in_polygon(foot, &z.polygon);
             if !raw && !t.zones.contains_key(name) {
                 continue; // never-entered zones need no state
             }
-            let m = t.zones.entry(name.clone()).or_default();
+            if !t.zones.contains_key(name) {
+                t.zones.insert(name.clone(), Membership::default());
+            }
+            let Some(m) = t.zones.get_mut(name) else {
+                continue;
+            };
             if raw == m.inside {
                 m.streak = 0;
             } else {
@@ -154,7 +172,12 @@ impl Zones {
         for t in self.tracks.values() {
             for (zone, m) in &t.zones {
                 if let (true, Some(per_class)) = (m.inside, out.get_mut(zone)) {
-                    *per_class.entry(t.label.clone()).or_default() += 1;
+                    match per_class.get_mut(&t.label) {
+                        Some(n) => *n += 1,
+                        None => {
+                            per_class.insert(t.label.clone(), 1);
+                        }
+                    }
                 }
             }
         }
