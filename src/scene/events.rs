@@ -6,6 +6,8 @@
 //! heartbeats; a better snapshot found meanwhile rides on the next heartbeat or `active`
 //! (as a `snapshot` event inference next to it).
 //! Zone and line events still go out while stationary, so events always agree with counts.
+//! A track that ends inside a zone gets `end` (whose `currentZones` says where), not
+//! `zoneLeft`, as in Frigate; counts drop it on the same frame.
 
 use std::collections::{BTreeSet, HashMap};
 
