@@ -85,10 +85,8 @@ impl Bounds {
             max: [f32::NEG_INFINITY; 2],
         };
         for p in poly {
-            for k in 0..2 {
-                b.min[k] = b.min[k].min(p[k]);
-                b.max[k] = b.max[k].max(p[k]);
-            }
+            b.min = [b.min[0].min(p[0]), b.min[1].min(p[1])];
+            b.max = [b.max[0].max(p[0]), b.max[1].max(p[1])];
         }
         b
     }
