@@ -124,3 +124,23 @@ pub const MQTT_MAX_INFLIGHT: usize = 16;
 pub const CONTROL_QUEUE_MESSAGES: usize = 100;
 /// EdgeHub's MQTT-over-TLS port.
 pub const EDGEHUB_PORT: u16 = 8883;
+
+// --- Scene: zones, lines, track events, counts (src/scene/) ---
+/// Consecutive frames a track must be (or not be) in a zone before membership flips.
+pub const ZONE_MIN_FRAMES: u32 = 3;
+/// Counts messages go out at least this often (stream time), besides on change.
+pub const COUNTS_EVERY_SECS: f32 = 60.0;
+/// A track with no other news still gets an `update` this often (stream time).
+pub const EVENT_HEARTBEAT_SECS: f32 = 60.0;
+/// A track whose centre stays put this long becomes `stationary`.
+pub const STATIONARY_SECS: f32 = 10.0;
+/// "Stays put": the centre moves less than this fraction of the box's width and height.
+/// Detector jitter is ~5% of the size per edge; 20% is well clear of it.
+pub const STATIONARY_MOVE: f32 = 0.2;
+/// A track absent this long without an `ended` notice is ended by the scene itself.
+pub const TRACK_FORGET_SECS: f32 = 30.0;
+/// At most this many zones and lines together, and points per polygon.
+pub const SCENE_MAX_SHAPES: usize = 32;
+pub const ZONE_MAX_POINTS: usize = 64;
+/// Largest `--zones` file read.
+pub const SCENE_FILE_MAX_BYTES: u64 = 1 << 20;

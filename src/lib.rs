@@ -17,3 +17,4 @@ pub mod publish;
 pub mod redact;
 pub mod snapshot;
 pub mod track;
+pub mod scene;

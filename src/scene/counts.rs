@@ -1,0 +1,113 @@
+//! Counts: per zone the objects present per class, per line the in/out totals per class.
+//! Sent when they change (at most once per frame, since they are taken once per frame) and
+//! at least every `countsEverySecs` of stream time.
+
+use std::collections::BTreeMap;
+
+use super::lines::InOut;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CountsSnapshot {
+    /// Zone -> class -> objects present now (inertia-confirmed members).
+    pub zones: BTreeMap<String, BTreeMap<String, u32>>,
+    /// Line -> class -> cumulative crossings.
+    pub lines: BTreeMap<String, BTreeMap<String, InOut>>,
+    /// Stream time they were taken at.
+    pub pts_ms: u64,
+}
+
+impl CountsSnapshot {
+    fn same_counts(&self, other: &CountsSnapshot) -> bool {
+        self.zones == other.zones && self.lines == other.lines
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty() && self.lines.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct Counts {
+    every_ms: u64,
+    last: Option<CountsSnapshot>,
+}
+
+impl Counts {
+    pub fn new(every_ms: u64) -> Self {
+        Counts {
+            every_ms: every_ms.max(1),
+            last: None,
+        }
+    }
+
+    pub fn set_every_ms(&mut self, every_ms: u64) {
+        self.every_ms = every_ms.max(1);
+    }
+
+    /// This frame's counts: `Some` if they should go out (first ones, changed, or due).
+    /// With no zones and no lines configured there is nothing to count and nothing is sent.
+    pub fn tick(&mut self, now: CountsSnapshot) -> Option<CountsSnapshot> {
+        if now.is_empty() {
+            self.last = None;
+            return None;
+        }
+        let send = match &self.last {
+            None => true,
+            Some(last) => {
+                !last.same_counts(&now)
+                    || now.pts_ms.saturating_sub(last.pts_ms) >= self.every_ms
+                    || now.pts_ms < last.pts_ms
+            }
+        };
+        if send {
+            self.last = Some(now.clone());
+            Some(now)
+        } else {
+            None
+        }
+    }
+
+    /// Forget what was sent: the next tick sends.
+    pub fn clear(&mut self) {
+        self.last = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(present: u32, pts_ms: u64) -> CountsSnapshot {
+        let per_class = BTreeMap::from([("person".to_string(), present)]);
+        CountsSnapshot {
+            zones: BTreeMap::from([("door".to_string(), per_class)]),
+            lines: BTreeMap::new(),
+            pts_ms,
+        }
+    }
+
+    #[test]
+    fn first_on_change_and_periodic() {
+        let mut c = Counts::new(60_000);
+        assert!(c.tick(snap(0, 0)).is_some());
+        assert!(c.tick(snap(0, 100)).is_none());
+        assert_eq!(c.tick(snap(1, 200)).unwrap().pts_ms, 200);
+        assert!(c.tick(snap(1, 300)).is_none());
+        assert!(c.tick(snap(1, 60_199)).is_none());
+        assert!(c.tick(snap(1, 60_200)).is_some());
+        assert!(c.tick(snap(0, 60_300)).is_some());
+        c.clear();
+        assert!(c.tick(snap(0, 60_400)).is_some());
+        // A restarted stream (time going back) sends at once rather than waiting a minute.
+        assert!(c.tick(snap(0, 10)).is_some());
+    }
+
+    #[test]
+    fn nothing_configured_nothing_sent() {
+        let mut c = Counts::new(1000);
+        assert!(c.tick(CountsSnapshot::default()).is_none());
+        let mut lines_only = CountsSnapshot::default();
+        lines_only.lines.insert("gate".into(), BTreeMap::new());
+        assert!(c.tick(lines_only).is_some());
+    }
+}
