@@ -113,3 +113,7 @@ if [ "$have_azurite" != "$AZURITE_VERSION" ]; then
   npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --save-exact --loglevel=error \
     "azurite@$AZURITE_VERSION" >&2
 fi
+
+# The int8 quantization venv (onnxruntime/onnx/sympy/numpy from PyPI) for `edgelens quantize` and
+# tests/int8.rs; convert.sh keeps it idempotent (rebuilt only when requirements-quantize.txt changes).
+EDGELENS_DEPS="$DEPS" bash "$ROOT/models/convert/convert.sh" --quantize-venv >/dev/null

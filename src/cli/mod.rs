@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod detect;
 mod module;
+mod quantize;
 mod run;
 
 #[derive(Debug, Parser)]
@@ -28,6 +29,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Benchmark backends on a video: decode, inference ceiling, full pipeline.
     Bench(bench::BenchArgs),
+    /// Make an int8 (QDQ) copy of an ONNX model folder, calibrated on a video (runs models/convert/quantize.py).
+    Quantize(quantize::QuantizeArgs),
 }
 
 pub fn init_logging() {
@@ -47,5 +50,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect(args) => detect::run(args),
         Command::Run(args) => run::run(*args),
         Command::Bench(args) => bench::run(args),
+        Command::Quantize(args) => quantize::run(args),
     }
 }
