@@ -129,10 +129,7 @@ fn quantize_command_makes_a_model_that_finds_the_astronaut() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "quantize failed: {stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(out_dir.to_str().expect("path")),
-        "{stdout}"
-    );
+    assert!(stdout.contains(out_dir.to_str().expect("path")), "{stdout}");
     let engine = edgelens::engine::Engine::load(
         &out_dir,
         &edgelens::engine::EngineOptions {
@@ -141,9 +138,7 @@ fn quantize_command_makes_a_model_that_finds_the_astronaut() {
         },
     )
     .expect("the quantized model loads (sha256 and manifest checked)");
-    let img = image::open(data("astronaut.png"))
-        .expect("image")
-        .to_rgb8();
+    let img = image::open(data("astronaut.png")).expect("image").to_rgb8();
     let dets = engine
         .detect_image(&img, &edgelens::engine::DetectionFilter::default())
         .expect("detect")
