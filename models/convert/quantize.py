@@ -30,7 +30,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       QuantType, quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-MAX_FRAMES = 1000  # calibration keeps every frame in memory: bound it
+MAX_FRAMES = 200  # calibration keeps every frame and its activations in memory: bound it
 
 
 def fail(msg):
@@ -59,7 +59,8 @@ def decode_frames(video, width, height, color, letterbox, frames, step):
            f"video/x-raw,format={fmt}", "!", "fdsink", "fd=1"]
     size = width * height * 3
     out, index = [], 0
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+    # stderr to a file: a pipe nobody reads could fill up and stall the decoder
+    with tempfile.TemporaryFile() as errf, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf) as p:
         while len(out) < frames:
             buf = p.stdout.read(size)
             if len(buf) < size:
@@ -68,9 +69,11 @@ def decode_frames(video, width, height, color, letterbox, frames, step):
                 out.append(np.frombuffer(buf, np.uint8).reshape(height, width, 3))
             index += 1
         p.kill()
-        err = p.stderr.read().decode(errors="replace").strip()
+        p.wait()
+        errf.seek(0)
+        err = errf.read(65536).decode(errors="replace").strip()
     if not out:
-        fail(f"no frame decoded from {video} (gst-launch-1.0: {err[-300:] or 'no output'})")
+        fail(f"no frame decoded from {video} (gst-launch-1.0: {' '.join(err[-300:].split()) or 'no output'})")
     return out
 
 

@@ -43,8 +43,8 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<ExitCode> {
         args.calibration.display()
     );
     ensure!(
-        (1..=1000).contains(&args.frames) && args.step >= 1,
-        "--frames must be 1..1000 and --step at least 1"
+        (1..=200).contains(&args.frames) && args.step >= 1,
+        "--frames must be 1..200 and --step at least 1"
     );
     let dir = convert_dir(args.convert_dir.as_deref())?;
     let python = venv_python(&dir)?;
