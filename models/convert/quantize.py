@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
@@ -102,13 +103,25 @@ def input_name(model_path, manifest_name):
     return manifest_name or inputs[0]
 
 
+def infinite_pads(model):
+    """Pad nodes that pad with +-inf (TF's SAME max-pooling, e.g. NanoDet) and the nodes reading them:
+    an infinite range has no int8 scale (it becomes NaN), so these stay float."""
+    consts = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    pads = {n.output[0]: n.name for n in model.graph.node if n.op_type == "Pad" and len(n.input) > 2
+            and n.input[2] in consts and not np.all(np.isfinite(consts[n.input[2]]))}
+    readers = [n.name for n in model.graph.node if any(i in pads for i in n.input)]
+    return sorted(set(pads.values()) | set(readers))
+
+
 def quantize(src_onnx, dst_onnx, name, tensors, work):
+    """Returns the names of the nodes left in float."""
     pre = work / "pre.onnx"
     quant_pre_process(str(src_onnx), str(pre))
+    exclude = infinite_pads(onnx.load(pre))
     quantize_static(str(pre), str(dst_onnx), Frames(name, tensors), quant_format=QuantFormat.QDQ,
                     per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"CalibTensorRangeSymmetric": False})
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
+    return exclude
 
 
 def toml_str(s):
@@ -174,7 +187,7 @@ def main():
     a.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         tmp = Path(work) / file
-        quantize(src_onnx, tmp, name, tensors, Path(work))
+        kept_float = quantize(src_onnx, tmp, name, tensors, Path(work))
         shutil.move(tmp, a.out / file)
     digest = sha256(a.out / file)
     for key in ("labels", "license_file"):
@@ -188,7 +201,8 @@ def main():
         "sha256": sha256(src_onnx),
         "conversion": (f"models/convert/quantize.py: onnxruntime {ort.__version__} quant_pre_process, then "
                        f"quantize_static QDQ, per_channel, activations QUInt8, weights QInt8, MinMax "
-                       f"(onnx {onnx.__version__}, numpy {np.__version__})"),
+                       f"(onnx {onnx.__version__}, numpy {np.__version__})"
+                       + (f"; kept float (pad with infinity): {', '.join(kept_float)}" if kept_float else "")),
         "calibration": (f"{a.calibration.name} (sha256 {sha256(a.calibration)}): frames 0, {a.step}, "
                         f"{2 * a.step}, ... ({len(frames)} frames), gst-launch-1.0 videoscale/videoconvert "
                         f"to {inp['width']}x{inp['height']} {inp.get('color', 'rgb')}, then model.toml mean/std"),
