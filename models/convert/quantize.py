@@ -14,6 +14,7 @@ Needs only onnxruntime, onnx, sympy and numpy (requirements-quantize.txt) and gs
 """
 import argparse
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -155,6 +156,8 @@ def main():
     ap.add_argument("--step", type=int, default=20, help="take every STEP-th frame (default 20)")
     ap.add_argument("--name", help="model name (default: <fp32 name>-int8)")
     a = ap.parse_args()
+    # onnxruntime.quantization warns on every rank-1 weight it cannot quantize per channel: noise here
+    logging.getLogger().setLevel(logging.ERROR)
     if not 1 <= a.frames <= MAX_FRAMES or a.step < 1:
         fail(f"--frames must be 1..{MAX_FRAMES} and --step >= 1")
     toml_path = a.model / "model.toml"
