@@ -117,3 +117,7 @@ fi
 # Python venv for the tracker evaluation (scripts/eval_tracking.py): motmetrics and its bundled
 # MOT15 ground truth, from a full lock.
 "$ROOT/scripts/tracking/venv.sh" >/dev/null
+
+# The int8 quantization venv (onnxruntime/onnx/sympy/numpy from PyPI) for `edgelens quantize` and
+# tests/int8.rs; convert.sh keeps it idempotent (rebuilt only when requirements-quantize.txt changes).
+EDGELENS_DEPS="$DEPS" bash "$ROOT/models/convert/convert.sh" --quantize-venv >/dev/null

@@ -5,6 +5,9 @@
 #   models/convert/convert.sh [--verify] fetch + convert into .deps/convert-work, compare with what is committed
 #   models/convert/convert.sh --write    same, then install the results into models/ and rewrite SHA256SUMS
 #                                        and the sha256 lines of the model.toml files
+#   models/convert/convert.sh --quantize re-make the int8 models (quantize.py, in .deps/quantize-venv) into
+#                                        .deps/convert-work/quant and check they are byte-identical to models/
+#   models/convert/convert.sh --quantize-venv  create .deps/quantize-venv if needed, print its python path
 #
 # tf2onnx output is NOT byte-deterministic (node order and generated constant names change between
 # runs), and neither is a SavedModel export, so --verify checks sources by sha256 (SOURCES.sha256),
@@ -20,13 +23,18 @@ DEPS=${EDGELENS_DEPS:-$ROOT/.deps}
 VENV=$DEPS/convert-venv
 WORK=$DEPS/convert-work
 PY=$VENV/bin/python
+QVENV=$DEPS/quantize-venv
 MODE=${1:---verify}
-case "$MODE" in --check|--verify|--write) ;; *) sed -n '2,16p' "$0"; exit 2 ;; esac
+case "$MODE" in --check|--verify|--write|--quantize|--quantize-venv) ;; *) sed -n '2,19p' "$0"; exit 2 ;; esac
 
 MODELS=(ssdlite-person ssdlite-person-full ssdlite-person-tf ssd-mobilenetv2-oidv4 nanodet-m
         ssdlite-person-savedmodel yolov8n-proxy)
 # test fixtures (not models): folders under models/convert/, each with a model.toml, checked like models
 FIXTURES=(fixtures/savedmodel-other-signature)
+# int8 models made by quantize.py from the fp32 model of the same name without -int8 (byte-deterministic
+# on one kind of CPU); calibration: every 20th frame of samples/vtest.mp4, 40 frames
+QUANT_MODELS=(ssdlite-person-int8 ssd-mobilenetv2-oidv4-int8)
+CALIBRATION=samples/vtest.mp4
 IMAGES=(tests/data/astronaut.png tests/data/chelsea.png tests/data/messi5.jpg tests/data/vtest-frame.png)
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONWARNINGS=ignore
 
@@ -51,7 +59,7 @@ check_committed() {
   cd "$ROOT"
   sha256sum --quiet --strict -c models/convert/SHA256SUMS || die "sha256 mismatch in committed models"
   local bad=0 d f want have
-  for d in "${MODELS[@]/#/models/}" "${FIXTURES[@]/#/models/convert/}"; do
+  for d in "${MODELS[@]/#/models/}" "${QUANT_MODELS[@]/#/models/}" "${FIXTURES[@]/#/models/convert/}"; do
     f=$(toml_top "$d/model.toml" file); want=$(toml_top "$d/model.toml" sha256)
     [ -n "$f" ] && [ -e "$d/$f" ] || { echo "$d: file '$f' missing"; bad=1; continue; }
     have=$(file_sha256 "$d/$f")
@@ -62,7 +70,7 @@ check_committed() {
     done < <(model_files "$d")
   done
   [ $bad = 0 ] || die "manifest check failed"
-  echo "OK: $(grep -c . models/convert/SHA256SUMS) files match SHA256SUMS, $((${#MODELS[@]} + ${#FIXTURES[@]})) manifests match their files"
+  echo "OK: $(grep -c . models/convert/SHA256SUMS) files match SHA256SUMS, $((${#MODELS[@]} + ${#QUANT_MODELS[@]} + ${#FIXTURES[@]})) manifests match their files"
 }
 
 setup_venv() {
@@ -78,6 +86,36 @@ setup_venv() {
   "$VENV/bin/pip" install -q --no-deps -r "$HERE/requirements.txt"
   "$VENV/bin/pip" check
   echo "$want" > "$VENV/.requirements.sha256"
+}
+
+# the small venv of quantize.py (and `edgelens quantize`): onnxruntime, onnx, sympy, numpy only
+setup_quantize_venv() {
+  local req=$HERE/requirements-quantize.txt want; want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x "$QVENV/bin/python" ] && [ "$(cat "$QVENV/.requirements.sha256" 2>/dev/null)" = "$want" ]; then return; fi
+  log "creating venv $QVENV (pip install --no-deps -r requirements-quantize.txt)" >&2
+  rm -rf "$QVENV"
+  "${PYTHON:-python3}" -c 'import sys; assert sys.version_info[:2] >= (3, 11), sys.version' \
+    || die "needs Python >= 3.11 (set PYTHON=...)"
+  "${PYTHON:-python3}" -m venv "$QVENV" >&2
+  "$QVENV/bin/pip" install -q --no-deps -r "$req" >&2
+  "$QVENV/bin/pip" check >&2
+  echo "$want" > "$QVENV/.requirements.sha256"
+}
+
+# re-make each int8 model into $WORK/quant and byte-compare it with the committed folder
+quantize_check() {
+  cd "$ROOT"
+  local m q bad=0
+  rm -rf "$WORK/quant"; mkdir -p "$WORK/quant"
+  for q in "${QUANT_MODELS[@]}"; do
+    m=${q%-int8}
+    log "$q: quantize.py --model models/$m --calibration $CALIBRATION"
+    "$QVENV/bin/python" "$HERE/quantize.py" --model "models/$m" --calibration "$CALIBRATION" \
+      --out "$WORK/quant/$q" 2> "$WORK/quant/$q.log" || { tail -20 "$WORK/quant/$q.log"; die "quantize.py failed"; }
+    if diff -r "$WORK/quant/$q" "models/$q" >/dev/null; then echo "SAME models/$q/ (byte-identical)"
+    else diff -rq "$WORK/quant/$q" "models/$q"; echo "DIFF models/$q/ (see $WORK/quant/$q; another CPU kind changes calibration ranges)"; bad=1; fi
+  done
+  [ $bad = 0 ] || die "re-made int8 models differ from the committed ones"
 }
 
 fetch() {
@@ -252,12 +290,14 @@ install_results() {
     # first sha256 line is the top-level one (before [source])
     sed -i "0,/^sha256 = \".*\"/s//sha256 = \"$h\"/" "$d/model.toml"
   done
-  (for m in "${MODELS[@]}" "${FIXTURES[@]}"; do model_files "$(dest "$m")" | xargs -d '\n' sha256sum; done) \
+  (for m in "${MODELS[@]}" "${QUANT_MODELS[@]}" "${FIXTURES[@]}"; do model_files "$(dest "$m")" | xargs -d '\n' sha256sum; done) \
     > models/convert/SHA256SUMS
 }
 
 case "$MODE" in
   --check) check_committed ;;
+  --quantize-venv) setup_quantize_venv; echo "$QVENV/bin/python" ;;
+  --quantize) setup_quantize_venv; quantize_check; check_committed ;;
   --verify|--write)
     setup_venv
     fetch

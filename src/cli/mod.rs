@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod detect;
 mod module;
+mod quantize;
 mod run;
 mod track;
 
@@ -31,6 +32,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Track MOTChallenge detections; MOTChallenge results on stdout (for py-motmetrics, TrackEval).
     Track(track::TrackArgs),
+    /// Make an int8 (QDQ) copy of an ONNX model folder, calibrated on a video (runs models/convert/quantize.py).
+    Quantize(quantize::QuantizeArgs),
 }
 
 pub fn init_logging() {
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Track(args) => track::run(args),
+        Command::Quantize(args) => quantize::run(args),
     }
 }
