@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use edgelens::engine::{preprocess, DetectionFilter, Engine, EngineOptions, StageTimes};
 use edgelens::ingest::{FrameQueue, Ingest, IngestConfig, IngestStats, Mode};
-use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
+use edgelens::pipeline::{LiveSettings, OutputMode, Pipeline, PipelineOptions};
 use edgelens::publish::CountingSink;
 
 #[derive(Debug, Args)]
@@ -377,6 +377,8 @@ fn full_pipeline(
             filter: DetectionFilter::default(),
             max_fps: None,
             source_name: "bench".into(),
+            output_mode: OutputMode::Frames,
+            ..Default::default()
         })),
         Box::new(CountingSink::default()),
         PipelineOptions {

@@ -86,7 +86,7 @@ fn initial_config(args: &RunArgs) -> (DesiredConfig, PathBuf) {
             max_fps: args.max_fps.map(f64::from),
         }),
         detection,
-        output: None,
+        ..Default::default()
     };
     (config, models_dir)
 }

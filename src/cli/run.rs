@@ -175,6 +175,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         max_fps: args.max_fps,
         source_name: args.name.clone().unwrap_or_else(|| spec.name.clone()),
+        ..Default::default()
     }));
     let pipeline = Pipeline::start(
         config,

@@ -61,9 +61,13 @@ pub fn plan(document: &Value, current: Current<'_>) -> Result<Plan, Vec<String>>
     let max_fps = |c: &DesiredConfig| c.source.as_ref().and_then(|s| s.max_fps);
     let applied = current.applied;
     Ok(Plan {
-        restart_source: source_key(&effective) != source_key(applied),
+        // Snapshots are written by the pipeline: a new container is a new pipeline.
+        restart_source: source_key(&effective) != source_key(applied)
+            || effective.snapshots != applied.snapshots,
         settings_changed: effective.detection != applied.detection
             || effective.output != applied.output
+            || effective.zones != applied.zones
+            || effective.lines != applied.lines
             || max_fps(&effective) != max_fps(applied),
         load_model,
         config: effective,
@@ -161,6 +165,21 @@ mod tests {
         let big = json!({"output": {"name": "x".repeat(MAX_DESIRED_BYTES)}});
         let errs = plan(&big, w.current()).unwrap_err();
         assert!(errs[0].contains("bytes"), "{errs:?}");
+    }
+
+    #[test]
+    fn zones_apply_live_and_bad_zones_reject_the_patch() {
+        let w = World::new();
+        let zone = json!({"door": {"polygon": [[0.1, 0.5], [0.4, 0.5], [0.4, 1.0]], "classes": ["person"]}});
+        let p = plan(&json!({"zones": zone}), w.current()).unwrap();
+        assert!(p.settings_changed && !p.restart_source && p.load_model.is_none());
+        let errs = plan(
+            &json!({"zones": {"door": {"polygon": [[0.1, 0.5], [1.4, 0.5]]}}, "lines": {"l": {"from": [0.5, 0.5], "to": [0.5, 0.5]}}}),
+            w.current(),
+        )
+        .unwrap_err();
+        let all = errs.join("; ");
+        assert!(all.contains("door") && all.contains("l"), "{all}");
     }
 
     #[test]

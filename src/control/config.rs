@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::backends::ALL_NAMES;
+use crate::pipeline::OutputMode;
+use crate::scene::{LineConfig, SceneConfig, ZoneConfig};
 
 const MAX_URI: usize = 2048;
 const MAX_NAME: usize = 128;
@@ -32,6 +34,28 @@ pub struct DesiredConfig {
     pub detection: Option<DetectionConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputConfig>,
+    /// Named polygons, coordinates normalized 0..1 of the frame; a track is inside when its
+    /// box's bottom centre is. At most 32 zones and lines in all, 64 points each. Applying
+    /// zones restarts nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zones: Option<BTreeMap<String, ZoneConfig>>,
+    /// Named directed lines with in/out counters (crossing from the left of from->to to its
+    /// right, as seen on the image, is `in`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<BTreeMap<String, LineConfig>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotsConfig>,
+}
+
+/// Where best snapshots per track are uploaded (the blob module's connection string comes
+/// from the deployment's environment, never from the twin).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    /// Blob container on the Blob Storage on IoT Edge module (Azure naming rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$"))]
+    pub container: Option<String>,
 }
 
 /// Which model serves. A change loads the new model on a separate thread and swaps it in
@@ -106,6 +130,24 @@ pub struct OutputConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9._-]{1,64}$"))]
     pub name: Option<String>,
+    /// `frames`: one message per frame with detections (output `name`); `events`: per-track
+    /// new/update/end events (output `events`) and counts (output `counts`); `both`.
+    /// Module mode defaults to `events`, what fits a hub's daily quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<OutputMode>,
+    /// Counts messages at least this often (stream seconds), and on change.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "countsEverySecs")]
+    #[schemars(range(min = 1.0, max = 86400.0))]
+    pub counts_every_secs: Option<f32>,
+    /// A track gets an `update` at least this often (stream seconds).
+    #[serde(skip_serializing_if = "Option::is_none", rename = "heartbeatSecs")]
+    #[schemars(range(min = 1.0, max = 86400.0))]
+    pub heartbeat_secs: Option<f32>,
+    /// A track that stays put this long becomes stationary (no updates but the heartbeat);
+    /// 0: never.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "stationarySecs")]
+    #[schemars(range(min = 0.0, max = 86400.0))]
+    pub stationary_secs: Option<f32>,
 }
 
 /// The JSON schema of the desired properties, as committed in `docs/`.
@@ -171,6 +213,15 @@ pub fn overlay(base: &DesiredConfig, over: &DesiredConfig) -> DesiredConfig {
         }),
         output: section(&base.output, &over.output, |b, o| OutputConfig {
             name: pick(&b.name, &o.name),
+            mode: pick(&b.mode, &o.mode),
+            counts_every_secs: pick(&b.counts_every_secs, &o.counts_every_secs),
+            heartbeat_secs: pick(&b.heartbeat_secs, &o.heartbeat_secs),
+            stationary_secs: pick(&b.stationary_secs, &o.stationary_secs),
+        }),
+        zones: pick(&base.zones, &over.zones),
+        lines: pick(&base.lines, &over.lines),
+        snapshots: section(&base.snapshots, &over.snapshots, |b, o| SnapshotsConfig {
+            container: pick(&b.container, &o.container),
         }),
     }
 }
@@ -259,10 +310,29 @@ pub fn validate(c: &DesiredConfig) -> Vec<String> {
             }
         }
     }
-    if let Some(OutputConfig { name: Some(n) }) = &c.output {
+    if let Some(n) = c.output.as_ref().and_then(|o| o.name.as_ref()) {
         check_name(&mut e, "output.name", n, 64);
     }
+    e.extend(scene(c).validate());
+    if let Some(name) = c.snapshots.as_ref().and_then(|s| s.container.as_ref()) {
+        if let Err(err) = crate::snapshot::ContainerName::parse(name) {
+            e.push(format!("snapshots.container: {err}"));
+        }
+    }
     e
+}
+
+/// The scene (zones, lines and the event knobs) a config asks for.
+pub fn scene(c: &DesiredConfig) -> SceneConfig {
+    let d = SceneConfig::default();
+    let o = c.output.clone().unwrap_or_default();
+    SceneConfig {
+        zones: c.zones.clone().unwrap_or_default(),
+        lines: c.lines.clone().unwrap_or_default(),
+        counts_every_secs: o.counts_every_secs.unwrap_or(d.counts_every_secs),
+        heartbeat_secs: o.heartbeat_secs.unwrap_or(d.heartbeat_secs),
+        stationary_secs: o.stationary_secs.unwrap_or(d.stationary_secs),
+    }
 }
 
 fn validate_model(e: &mut Vec<String>, m: &ModelConfig) {

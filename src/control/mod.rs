@@ -205,6 +205,10 @@ fn live_settings(c: &DesiredConfig, source: &SourceSpec) -> LiveSettings {
         },
         max_fps: c.source.as_ref().and_then(|s| s.max_fps).map(|f| f as f32),
         source_name: source.name.clone(),
+        // Module mode sends events unless told otherwise: per-frame messages do not fit a
+        // hub's daily quota.
+        output_mode: c.output.as_ref().and_then(|o| o.mode).unwrap_or_default(),
+        scene: Arc::new(config::scene(c)),
     }
 }
 

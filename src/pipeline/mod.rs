@@ -23,13 +23,36 @@ use crate::publish::Sink;
 use infer::{Envelope, InferLoop, Shared};
 pub use stats::{Stats, StatsSnapshot};
 
-/// Settings that change live without touching the model (twin `detection`, `source.maxFps`).
+/// What goes out: one message per frame with detections, per-track events and counts, or both.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    Frames,
+    #[default]
+    Events,
+    Both,
+}
+
+/// Settings that change live without touching the model (twin `detection`, `source.maxFps`,
+/// `output`, `zones`, `lines`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveSettings {
     pub filter: DetectionFilter,
     pub max_fps: Option<f32>,
     /// Extra message properties (EdgeHub routes filter on them).
     pub source_name: String,
+    pub output_mode: OutputMode,
+    pub scene: Arc<crate::scene::SceneConfig>,
 }
 
 pub type EngineSlot = Arc<ArcSwap<Engine>>;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::geometry::{self, Point};
 use crate::defaults;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ZoneConfig {
     /// Vertices, normalized 0..1; the polygon closes itself.
@@ -28,7 +28,7 @@ pub struct ZoneConfig {
     pub loiter_secs: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LineConfig {
     /// Directed: crossing from the left of from->to (as seen on the image) to its right is
