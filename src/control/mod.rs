@@ -106,9 +106,10 @@ pub fn run_module(opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), Cont
     // Start serving the command-line config at once; the twin may change it when it arrives.
     let model_cfg = opts.initial.model.clone().unwrap_or_default();
     let fetcher = fetcher(&opts);
-    let (dir, _) = fetcher
+    let dir = fetcher
         .fetch(&model_cfg)
-        .map_err(|e| ControlError::Other(e.to_string()))?;
+        .map_err(|e| ControlError::Other(e.to_string()))?
+        .dir;
     let started = Instant::now();
     let engine = Engine::load(&dir, &engine_options(&model_cfg))?;
     let source = resolve_source(&opts.initial, opts.presets_dir.as_deref())?;
@@ -175,7 +176,10 @@ fn fetcher(opts: &ModuleOptions) -> Fetcher {
     Fetcher {
         models_dir: opts.models_dir.clone(),
         cache_dir: opts.cache_dir.clone(),
-        max_bytes: opts.max_model_bytes,
+        settings: model_fetch::FetchSettings {
+            max_bytes: opts.max_model_bytes,
+            ..Default::default()
+        },
     }
 }
 
@@ -544,7 +548,8 @@ impl Module {
 
 /// Fetch, verify, load and warm up a model; nothing here touches the serving engine.
 fn load_model(fetcher: &Fetcher, cfg: &ModelConfig) -> Result<Engine, String> {
-    let (dir, from_archive) = fetcher.fetch(cfg).map_err(|e| e.to_string())?;
+    let fetched = fetcher.fetch(cfg).map_err(|e| e.to_string())?;
+    let (dir, from_archive) = (fetched.dir, fetched.archive_sha256.is_some());
     let model = crate::model::Model::load(&dir).map_err(|e| e.to_string())?;
     if let (Some(expected), false) = (&cfg.sha256, from_archive) {
         if !expected.eq_ignore_ascii_case(&model.sha256) {
