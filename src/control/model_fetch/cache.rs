@@ -286,7 +286,7 @@ impl<'a> Cache<'a> {
             .and_then(|_| f.sync_all())
             .map_err(io(&marker))?;
         self.commit(work, &staged.sha256)?;
-        self.evict(stats.bytes, Some(&staged.sha256));
+        self.evict(0, Some(&staged.sha256));
         self.lookup(&staged.sha256).ok_or_else(|| FetchError::Io {
             path: self.root.join(&staged.sha256),
             message: "the cache entry vanished right after unpacking; try again".into(),
