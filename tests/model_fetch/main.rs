@@ -23,6 +23,7 @@ pub struct Env {
 }
 
 impl Env {
+    #[allow(clippy::new_without_default)] // a fresh scratch root and server each time, not a "default"
     pub fn new() -> Env {
         let root = tempfile::tempdir().unwrap();
         for d in ["cache", "models", "src"] {
