@@ -178,6 +178,9 @@ fn plain_tar_and_file_archives_work_too() {
     let tar = archives::plain_tar(b"plain");
     let src = env.path("src/m.tar");
     std::fs::write(&src, &tar).unwrap();
+    // Leftovers of the old fixed-name layout are swept.
+    std::fs::write(env.cache().join("download-42.part"), b"old").unwrap();
+    std::fs::create_dir(env.cache().join(format!("{}.unpack", "0".repeat(64)))).unwrap();
     let got = env
         .fetcher(env.settings())
         .fetch(&uri_config(&format!("file://{}", src.display()), None))

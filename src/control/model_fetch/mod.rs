@@ -132,7 +132,9 @@ pub struct Fetched {
     /// twin's `sha256` when one was given. `None` for bundled and `file://` folders: the
     /// caller checks the twin's sha256 against the weights instead.
     pub archive_sha256: Option<String>,
-    /// The archive was already unpacked in the cache (and re-checked): nothing was downloaded.
+    /// The archive was already unpacked in the cache (and re-checked), so nothing was
+    /// unpacked. With the twin's sha256 given, nothing was downloaded either; without it, the
+    /// archive was downloaded to learn its sha256.
     pub cache_hit: bool,
 }
 
