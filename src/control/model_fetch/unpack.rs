@@ -172,7 +172,7 @@ pub(super) fn unpack(
     };
     let over = |written: u64| {
         let m = format!(
-            "it unpacks to more than {} bytes ({written} so far)",
+            "it unpacks to at least {written} bytes, over the {}-byte unpack cap",
             limits.bytes
         );
         if limits.disk_bound {
