@@ -40,26 +40,24 @@ pub fn url(raw: &str) -> String {
 /// `text` with every URL-looking word passed through [`url`]: for error texts from libraries
 /// (reqwest, GStreamer) that embed the URL they were given.
 pub fn text(raw: &str) -> String {
-    raw.split_inclusive(|c: char| {
-        c.is_whitespace() || c == '(' || c == ')' || c == '"' || c == '\''
-    })
-    .map(|word| {
-        let trimmed = word.trim_end_matches(|c: char| {
-            c.is_whitespace() || c == '(' || c == ')' || c == '"' || c == '\''
-        });
-        if trimmed.contains("://") {
-            let start = trimmed.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(0);
-            format!(
-                "{}{}{}",
-                &trimmed[..start],
-                url(&trimmed[start..]),
-                &word[trimmed.len()..]
-            )
-        } else {
-            word.to_string()
-        }
-    })
-    .collect()
+    raw.split_inclusive(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '"' || c == '\'')
+        .map(|word| {
+            let trimmed = word.trim_end_matches(|c: char| {
+                c.is_whitespace() || c == '(' || c == ')' || c == '"' || c == '\''
+            });
+            if trimmed.contains("://") {
+                let start = trimmed.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(0);
+                format!(
+                    "{}{}{}",
+                    &trimmed[..start],
+                    url(&trimmed[start..]),
+                    &word[trimmed.len()..]
+                )
+            } else {
+                word.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
