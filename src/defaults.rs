@@ -144,3 +144,19 @@ pub const SCENE_MAX_SHAPES: usize = 32;
 pub const ZONE_MAX_POINTS: usize = 64;
 /// Largest `--zones` file read.
 pub const SCENE_FILE_MAX_BYTES: u64 = 1 << 20;
+
+// --- Model fetch hardening (issue 9, items 4-6) ---
+/// Total size of the model cache, in MB; least recently used entries go first, never the
+/// running model.
+pub const MODEL_CACHE_MB: u64 = 2048;
+/// A download slower than this, averaged over `MODEL_FETCH_RATE_WINDOW`, is cut off.
+pub const MODEL_FETCH_MIN_RATE: u64 = 10 * 1024;
+pub const MODEL_FETCH_RATE_WINDOW: Duration = Duration::from_secs(30);
+/// TCP+TLS connect deadline for a model download.
+pub const MODEL_FETCH_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Unpacked bytes allowed per archive byte: real model archives compress about 1-3x,
+/// a gzip bomb about 1000x. Archives under `UNPACK_FLOOR_MB` may always unpack to that much.
+pub const UNPACK_MAX_COMPRESSION: u64 = 20;
+pub const UNPACK_FLOOR_MB: u64 = 16;
+/// Disk space left free for the rest of the device when unpacking a model, in MB.
+pub const DISK_RESERVE_MB: u64 = 64;

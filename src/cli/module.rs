@@ -42,7 +42,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .cache_dir
                 .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join("edgelens-models")),
-            max_model_bytes: args.max_model_mb * 1024 * 1024,
+            max_model_bytes: args.max_model_mb.saturating_mul(1024 * 1024),
+            fetch_timeout: Duration::from_secs(args.model_fetch_timeout.max(1)),
+            cache_max_bytes: args.model_cache_mb.saturating_mul(1024 * 1024),
             queue: super::run::queue_limits(&args),
             stats_interval: Duration::from_secs(args.stats_interval.max(1)),
             presets_dir: args.source.presets.clone(),

@@ -90,6 +90,13 @@ pub struct RunArgs {
     /// Module mode: largest model download accepted, in MB.
     #[arg(long, default_value_t = edgelens::defaults::MAX_MODEL_MB)]
     pub max_model_mb: u64,
+    /// Module mode: whole-download deadline for a model archive, in seconds.
+    #[arg(long, default_value_t = edgelens::defaults::MODEL_FETCH_TIMEOUT.as_secs())]
+    pub model_fetch_timeout: u64,
+    /// Module mode: the model cache's size bound in MB (least recently used first; the
+    /// serving model is never evicted).
+    #[arg(long, default_value_t = edgelens::defaults::MODEL_CACHE_MB)]
+    pub model_cache_mb: u64,
     /// Module mode: how often stats go to reported properties, in seconds.
     #[arg(long, env = "EDGELENS_STATS_INTERVAL_SECS", default_value_t = edgelens::defaults::STATS_INTERVAL_SECS)]
     pub stats_interval: u64,

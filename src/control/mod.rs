@@ -27,7 +27,7 @@ use crate::ingest::{self, IngestConfig, SourceSpec};
 use crate::mqtt::{ControlKind, QueueLimits, Session};
 use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions, Stats};
 use config::{DesiredConfig, ModelConfig};
-use model_fetch::Fetcher;
+use model_fetch::{FetchSettings, Fetcher};
 use model_load::{Loader, ModelStatus};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,10 @@ pub struct ModuleOptions {
     pub models_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub max_model_bytes: u64,
+    /// Whole-download deadline for a model archive.
+    pub fetch_timeout: Duration,
+    /// The model cache's size bound (LRU, never evicting the serving model).
+    pub cache_max_bytes: u64,
     pub queue: QueueLimits,
     pub stats_interval: Duration,
     pub presets_dir: Option<PathBuf>,
@@ -81,8 +85,9 @@ struct Module {
     source: SourceSpec,
     /// The effective config; its model is the last one asked for.
     applied: DesiredConfig,
-    /// The model config that serves now, and its status.
+    /// The model config that serves now, its folder (pinned in the cache), and its status.
     serving: ModelConfig,
+    serving_dir: Arc<std::sync::Mutex<Vec<PathBuf>>>,
     serving_status: ModelStatus,
     desired_doc: Value,
     desired_version: Option<i64>,
@@ -103,8 +108,16 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
     // Serve the command-line config at once; the twin may change it when it arrives.
     let mut model_cfg = opts.initial.model.clone().unwrap_or_default();
     let started = Instant::now();
-    let engine =
-        model_load::load_model(&fetcher(&opts), &model_cfg).map_err(ControlError::Other)?;
+    // The serving model's folder: cache eviction never removes it.
+    let serving_dir = Arc::new(std::sync::Mutex::new(Vec::<PathBuf>::new()));
+    let pinned = serving_dir.clone();
+    let in_use: model_fetch::InUse =
+        Arc::new(move || pinned.lock().map(|v| v.clone()).unwrap_or_default());
+    let engine = model_load::load_model(&fetcher(&opts, in_use.clone()), &model_cfg)
+        .map_err(ControlError::Other)?;
+    if let Ok(mut d) = serving_dir.lock() {
+        *d = vec![engine.model().dir.clone()];
+    }
     // Name the backend the manifest picked, so a twin that names the same one is no change.
     model_cfg
         .backend
@@ -112,7 +125,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
     opts.initial.model = Some(model_cfg.clone());
     let source = resolve_source(&opts.initial, &opts)?;
     let (load_tx, load_rx) = crossbeam_channel::unbounded();
-    let loader = Loader::start(fetcher(&opts), load_tx)
+    let loader = Loader::start(fetcher(&opts, in_use), load_tx)
         .map_err(|e| ControlError::Other(format!("cannot start the model loader: {e}")))?;
     let ready = ModelStatus::ready(&engine, started.elapsed().as_millis() as u64);
     let mut module = Module {
@@ -126,6 +139,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         session,
         applied: opts.initial.clone(),
         serving: model_cfg,
+        serving_dir,
         desired_doc: json!({}),
         desired_version: None,
         opts,
@@ -174,12 +188,18 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
     Ok(())
 }
 
-fn fetcher(opts: &ModuleOptions) -> Fetcher {
-    Fetcher {
-        models_dir: opts.models_dir.clone(),
-        cache_dir: opts.cache_dir.clone(),
-        max_bytes: opts.max_model_bytes,
-    }
+fn fetcher(opts: &ModuleOptions, in_use: model_fetch::InUse) -> Fetcher {
+    Fetcher::new(
+        opts.models_dir.clone(),
+        opts.cache_dir.clone(),
+        FetchSettings {
+            max_bytes: opts.max_model_bytes,
+            timeout: opts.fetch_timeout,
+            cache_max_bytes: opts.cache_max_bytes,
+            in_use: Some(in_use),
+            ..FetchSettings::default()
+        },
+    )
 }
 
 fn resolve_source(c: &DesiredConfig, opts: &ModuleOptions) -> Result<SourceSpec, ControlError> {

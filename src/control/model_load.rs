@@ -139,10 +139,11 @@ pub fn engine_options(m: &ModelConfig) -> EngineOptions {
 
 /// Fetch, verify, load and warm up a model; nothing here touches the serving engine.
 pub fn load_model(fetcher: &Fetcher, cfg: &ModelConfig) -> Result<Engine, String> {
-    let (dir, from_archive) = fetcher
+    let fetched = fetcher
         .fetch(cfg)
         .map_err(|e| crate::redact::text(&e.to_string()))?;
-    let model = crate::model::Model::load(&dir).map_err(|e| e.to_string())?;
+    let from_archive = fetched.archive_sha256.is_some();
+    let model = crate::model::Model::load(&fetched.dir).map_err(|e| e.to_string())?;
     if let (Some(expected), false) = (&cfg.sha256, from_archive) {
         if !expected.eq_ignore_ascii_case(&model.sha256) {
             return Err(format!(

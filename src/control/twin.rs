@@ -222,6 +222,9 @@ impl Module {
                 self.model_status = ModelStatus::ready(&engine, load_ms);
                 self.serving_status = self.model_status.clone();
                 tracing::info!(model = %engine.model().manifest.name, backend = engine.backend_name(), load_ms, "model swapped in");
+                if let Ok(mut d) = self.serving_dir.lock() {
+                    *d = vec![engine.model().dir.clone()];
+                }
                 // The swap: the inference thread picks it up at its next frame.
                 self.engine.store(Arc::new(engine));
                 self.serving = done.config;

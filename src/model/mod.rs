@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod paths;
+
+pub use paths::{check_relative, resolve_inside};
+use paths::{read_bounded, MAX_LABELS_BYTES, MAX_MANIFEST_BYTES};
+
 pub const MANIFEST_FILE: &str = "model.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +167,7 @@ impl Model {
         if !manifest_path.is_file() {
             return Err(ModelError::ManifestMissing(manifest_path));
         }
-        let text = read_to_string(&manifest_path)?;
+        let text = read_bounded(&manifest_path, MAX_MANIFEST_BYTES)?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Invalid {
             path: manifest_path.clone(),
             message: e.message().to_string(),
@@ -179,13 +184,13 @@ impl Model {
                 return Err(invalid("input std must not contain 0".into()));
             }
         }
-        let weights = dir.join(&manifest.file);
-        if !weights.exists() {
-            return Err(invalid(format!(
-                "file = \"{}\" does not exist in {}",
-                manifest.file,
-                dir.display()
-            )));
+        let root = dir.canonicalize().map_err(|source| ModelError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let weights = resolve_inside(&root, "file", &manifest.file, true).map_err(invalid)?;
+        if let Some(license) = &manifest.license_file {
+            check_relative("license_file", license).map_err(invalid)?;
         }
         let sha256 = sha256_path(&weights)?;
         if let Some(expected) = &manifest.sha256 {
@@ -198,12 +203,15 @@ impl Model {
             }
         }
         let labels = match &manifest.labels {
-            Some(file) => read_to_string(&dir.join(file))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect(),
+            Some(file) => {
+                let path = resolve_inside(&root, "labels", file, false).map_err(invalid)?;
+                read_bounded(&path, MAX_LABELS_BYTES)?
+            }
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
             None => Vec::new(),
         };
         Ok(Model {
@@ -228,13 +236,6 @@ impl Model {
             .cloned()
             .unwrap_or_else(|| format!("class{class}"))
     }
-}
-
-fn read_to_string(path: &Path) -> Result<String, ModelError> {
-    std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// sha256 of a file, or of every file in a folder (SavedModel) in sorted path order.
@@ -266,14 +267,95 @@ fn hash_file(path: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Regular files only: a link or FIFO inside a SavedModel folder is refused, not followed.
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        if p.is_dir() {
+        let entry = entry?;
+        let (p, ft) = (entry.path(), entry.file_type()?);
+        if ft.is_dir() {
             collect_files(&p, out)?;
-        } else {
+        } else if ft.is_file() {
             out.push(p);
+        } else {
+            return Err(std::io::Error::other(format!(
+                "{} is a link or special file; a model folder holds regular files and folders only",
+                p.display()
+            )));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder with weights, labels and a manifest whose `labels` line is `labels`.
+    fn folder(labels: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("w.onnx"), b"weights").unwrap();
+        std::fs::write(t.path().join("labels.txt"), "person\n").unwrap();
+        let manifest = format!(
+            "name = \"t\"\nversion = \"1\"\nformat = \"onnx\"\nfile = \"w.onnx\"\n{labels}\n\
+             [input]\nwidth = 8\nheight = 8\nlayout = \"nhwc\"\ndtype = \"f32\"\ncolor = \"rgb\"\n\
+             [decoder]\nkind = \"x\"\n"
+        );
+        std::fs::write(t.path().join(MANIFEST_FILE), manifest).unwrap();
+        t
+    }
+
+    fn load_err(labels: &str) -> String {
+        let t = folder(labels);
+        Model::load(t.path()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn relative_paths_load() {
+        let t = folder("labels = \"./labels.txt\"");
+        let m = Model::load(t.path()).unwrap();
+        assert_eq!(m.labels, vec!["person".to_string()]);
+    }
+
+    #[test]
+    fn dot_dot_and_absolute_paths_are_refused_by_field() {
+        let e = load_err("labels = \"../../../../etc/passwd\"");
+        assert!(
+            e.contains("labels = \"../../../../etc/passwd\" contains '..'"),
+            "{e}"
+        );
+        assert!(e.contains("inside the model folder"), "{e}");
+        let e = load_err("labels = \"/etc/passwd\"");
+        assert!(e.contains("absolute path"), "{e}");
+        let e = load_err("labels = \"labels.txt\"\nlicense_file = \"../LICENSE\"");
+        assert!(e.contains("license_file"), "{e}");
+        assert_eq!(check_relative("file", "a/./b.onnx"), Ok(()));
+        assert!(check_relative("file", "").is_err());
+    }
+
+    #[test]
+    fn symlinks_out_of_the_folder_and_fifos_are_refused() {
+        let t = folder("labels = \"l.txt\"");
+        std::os::unix::fs::symlink("/etc/passwd", t.path().join("l.txt")).unwrap();
+        let e = Model::load(t.path()).unwrap_err().to_string();
+        assert!(e.contains("resolves outside the model folder"), "{e}");
+
+        let t = folder("labels = \"p\"");
+        let made = std::process::Command::new("mkfifo")
+            .arg(t.path().join("p"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let e = Model::load(t.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_symlink_inside_the_folder_is_followed() {
+        let t = folder("labels = \"l.txt\"");
+        std::os::unix::fs::symlink("labels.txt", t.path().join("l.txt")).unwrap();
+        assert_eq!(
+            Model::load(t.path()).unwrap().labels,
+            vec!["person".to_string()]
+        );
+    }
 }

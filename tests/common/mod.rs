@@ -59,7 +59,8 @@ pub fn scratch_model(src: &str, edit: impl Fn(&mut toml::Table)) -> tempfile::Te
         if name == "model.toml" {
             continue;
         }
-        std::os::unix::fs::symlink(&p, dir.path().join(name)).expect("symlink");
+        // Copies, not symlinks: a model folder's files must resolve inside it (issue 9, item 2).
+        copy_tree(&p, &dir.path().join(name));
     }
     let text = std::fs::read_to_string(src_dir.join("model.toml")).expect("manifest");
     let mut table: toml::Table = toml::from_str(&text).expect("manifest parses");
@@ -70,6 +71,18 @@ pub fn scratch_model(src: &str, edit: impl Fn(&mut toml::Table)) -> tempfile::Te
     )
     .expect("write");
     dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let p = entry.expect("entry").path();
+            copy_tree(&p, &to.join(p.file_name().expect("name")));
+        }
+    } else {
+        std::fs::copy(from, to).expect("copy");
+    }
 }
 
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
