@@ -228,3 +228,10 @@ fn find_manifest(dir: &Path) -> Result<PathBuf, FetchError> {
 fn redact(uri: &str) -> String {
     uri.split('?').next().unwrap_or(uri).to_string()
 }
+
+/// The archive unpacker alone, for the `tar_unpack` fuzz target: `archive` is a .tar or
+/// .tar.gz file, unpacked into the existing folder `into`. Not an API.
+#[doc(hidden)]
+pub fn fuzz_unpack(archive: &Path, into: &Path) -> Result<(), String> {
+    unpack(archive, into).map_err(|e| e.to_string())
+}
