@@ -94,3 +94,12 @@ if [ "$WITH_TF" = 1 ] && [ ! -f "$TF_DIR/libtensorflow.so" ]; then
   rm -f "$wheel"  # 250 MB we no longer need
   log "TensorFlow C API $TF_VERSION -> $TF_DIR ($(du -sh "$TF_DIR" | cut -f1))"
 fi
+
+# cargo-fuzz for `make fuzz-smoke` (docs/fuzzing.md), from crates.io into the cache so a
+# fresh clone reuses it. The fuzz crate builds on stable with RUSTC_BOOTSTRAP=1.
+CARGO_FUZZ_VERSION=0.13.2
+TOOLS="${EDGELENS_CACHE:-$HOME/.cache/edgelens}/tools"
+if command -v cargo >/dev/null && ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
+  cargo install -q cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$TOOLS"
+fi
