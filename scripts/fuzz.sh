@@ -67,6 +67,13 @@ case "${1:-smoke}" in
     merged=$(mktemp -d)
     # -merge=1 keeps the smallest inputs that cover everything the old and new corpora cover.
     "${FUZZ[@]}" run "${COMMON[@]}" "$t" "$merged" "fuzz/corpus/$t" "$work" -- -merge=1 -rss_limit_mb=2048
+    # Committed corpora stay small: past the budget, the largest inputs go first.
+    budget="${EDGELENS_FUZZ_CORPUS_BYTES:-200000}"
+    total=0
+    while read -r size file; do
+      total=$((total + size))
+      if ((total > budget)); then rm -f "$file"; fi
+    done < <(find "$merged" -type f -printf '%s %p\n' | sort -n)
     rm -rf "fuzz/corpus/$t" && mv "$merged" "fuzz/corpus/$t" && chmod 755 "fuzz/corpus/$t"
     echo "fuzz/corpus/$t: $(ls "fuzz/corpus/$t" | wc -l) inputs, $(du -sh "fuzz/corpus/$t" | cut -f1)"
     ;;

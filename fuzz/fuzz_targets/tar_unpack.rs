@@ -20,6 +20,16 @@ fn top() -> &'static PathBuf {
         } else {
             std::env::temp_dir()
         };
+        // libFuzzer exits without running destructors: clear what dead runs left behind.
+        for e in fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("edgelens-fuzz-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    make_removable(&e.path());
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let top = tmp.join(format!("edgelens-fuzz-{}", std::process::id()));
         let _ = fs::remove_dir_all(&top);
         fs::create_dir_all(top.join("a/b")).expect("temp folder");
