@@ -13,10 +13,14 @@ export RUSTC_BOOTSTRAP=1
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 TARGET_DIR="${EDGELENS_FUZZ_TARGET_DIR:-$CACHE/fuzz-target}"
 SANITIZER="${EDGELENS_FUZZ_SANITIZER:-address}"
-SMOKE_SECONDS="${EDGELENS_FUZZ_SMOKE_SECONDS:-8}"
+SMOKE_SECONDS="${EDGELENS_FUZZ_SMOKE_SECONDS:-7}"
 # The fuzz crate builds against the stable toolchain even where nightly is the default.
-TOOLCHAIN="${EDGELENS_FUZZ_TOOLCHAIN:-stable}"
-FUZZ=(cargo "+$TOOLCHAIN" fuzz)
+# (Without rustup, the one cargo there is.)
+if command -v rustup >/dev/null; then
+  FUZZ=(cargo "+${EDGELENS_FUZZ_TOOLCHAIN:-stable}" fuzz)
+else
+  FUZZ=(cargo fuzz)
+fi
 COMMON=(--sanitizer "$SANITIZER" --target-dir "$TARGET_DIR" --fuzz-dir "$ROOT/fuzz")
 # A timeout or a 2 GB heap is a finding too (hostile input must stay bounded).
 LIBFUZZER=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
