@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/edgelens
 MODEL ?= models/ssdlite-person
 BACKEND ?= ort
 
-.PHONY: deps build run detect bench-video test bench lint fmt clippy clean soak eval-tracking
+.PHONY: deps build run detect bench-video test bench lint fmt clippy clean soak eval-tracking fuzz fuzz-smoke
 
 deps:
 	@scripts/deps.sh
@@ -35,6 +35,15 @@ test: deps
 # 30 minutes with faults injected; RSS/fd slopes and message accounting in bench-out/soak.json.
 soak: deps
 	EDGELENS_SOAK_MINUTES=$${EDGELENS_SOAK_MINUTES:-30} $(CARGO) test --release --locked --test soak -- --ignored --nocapture
+
+# Fuzzing (docs/fuzzing.md): every target a few seconds (CI), or one target for long.
+fuzz-smoke: deps
+	scripts/fuzz.sh smoke
+
+FUZZ_TARGET ?= twin_apply
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	scripts/fuzz.sh run $(FUZZ_TARGET) $(FUZZ_SECONDS)
 
 bench: deps
 	$(CARGO) bench --locked --bench engine --bench tracker

@@ -121,3 +121,11 @@ fi
 # The int8 quantization venv (onnxruntime/onnx/sympy/numpy from PyPI) for `edgelens quantize` and
 # tests/int8.rs; convert.sh keeps it idempotent (rebuilt only when requirements-quantize.txt changes).
 EDGELENS_DEPS="$DEPS" bash "$ROOT/models/convert/convert.sh" --quantize-venv >/dev/null
+# cargo-fuzz for `make fuzz-smoke` (docs/fuzzing.md), from crates.io into the cache so a
+# fresh clone reuses it. The fuzz crate builds on stable with RUSTC_BOOTSTRAP=1.
+CARGO_FUZZ_VERSION=0.13.2
+TOOLS="${EDGELENS_CACHE:-$HOME/.cache/edgelens}/tools"
+if command -v cargo >/dev/null && ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
+  cargo install -q cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$TOOLS"
+fi

@@ -165,3 +165,16 @@ async fn request(
         .to_bytes();
     Ok((status, bytes))
 }
+
+/// The workload API's response bodies, parsed as `sign` and `trust_bundle` parse them, for
+/// the `workload_response` fuzz target. Not an API.
+#[doc(hidden)]
+pub fn fuzz_parse_responses(body: &[u8]) -> (Result<String, String>, Result<String, String>) {
+    let sign = serde_json::from_slice::<SignResponse>(body)
+        .map(|r| r.digest)
+        .map_err(|e| e.to_string());
+    let bundle = serde_json::from_slice::<TrustBundle>(body)
+        .map(|r| r.certificate)
+        .map_err(|e| e.to_string());
+    (sign, bundle)
+}

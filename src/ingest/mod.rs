@@ -22,7 +22,7 @@ use crate::redact;
 pub enum IngestError {
     #[error("unknown source or preset '{name}'; presets: {available}. A file path must exist; URLs start with rtsp:// or file://")]
     UnknownPreset { name: String, available: String },
-    #[error("video file {0} not found")]
+    #[error("video file {} not found", shown(.0))]
     FileNotFound(PathBuf),
     #[error("preset '{preset}' needs a value for {{{key}}}: pass --set {key}=VALUE")]
     MissingPlaceholder { preset: String, key: String },
@@ -200,6 +200,17 @@ fn display_name(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
+/// A path for an error: one that is really a URL (`http://user:pw@host/x`) loses its
+/// credentials; a plain path stays as it is ('?' and '#' are file name characters).
+fn shown(p: &Path) -> String {
+    let s = p.display().to_string();
+    if s.contains("://") {
+        crate::redact::url(&s)
+    } else {
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +262,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("not found"), "{e}");
+    }
+
+    /// Found by the source_resolve fuzz target: the display name kept the password's tail
+    /// after its '@', and a URL that is not rtsp:// came back whole in "not found".
+    #[test]
+    fn credentials_stay_out_of_names_and_errors() {
+        let none = BTreeMap::new();
+        let r = resolve("rtsps://admin:p@ss@cam.local:554/s", &none, None).unwrap();
+        assert_eq!(r.name, "rtsps://***@cam.local:554/s");
+        let e = resolve("http://admin:secret@cam.local/x.mp4", &none, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains("secret") && e.contains("cam.local/x.mp4"),
+            "{e}"
+        );
+        let e = resolve("/no/such/v?x#y.mp4", &none, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/no/such/v?x#y.mp4"), "{e}");
     }
 
     #[test]

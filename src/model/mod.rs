@@ -147,6 +147,36 @@ pub struct Manifest {
     pub decoder: toml::Table,
 }
 
+impl Manifest {
+    /// Parses `model.toml` text and runs the checks that need no files, as `Model::load`
+    /// does before it looks at the folder. Pure, so a fuzz target drives it.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        if manifest.input.width == 0 || manifest.input.height == 0 {
+            return Err("input width and height must be > 0".into());
+        }
+        if manifest.input.std.is_some_and(|s| s.contains(&0.0)) {
+            return Err("input std must not contain 0".into());
+        }
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::Manifest;
+
+    #[test]
+    fn parse_accepts_bundled_manifests_and_refuses_what_load_refuses() {
+        let text = include_str!("../../models/ssdlite-person/model.toml");
+        let m = Manifest::parse(text).unwrap();
+        assert!(m.input.width > 0);
+        let zero = text.replacen(&format!("width = {}", m.input.width), "width = 0", 1);
+        assert!(Manifest::parse(&zero).unwrap_err().contains("> 0"));
+        assert!(Manifest::parse("name = 1").is_err());
+    }
+}
+
 /// A manifest plus everything it points to, resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Model {

@@ -280,3 +280,18 @@ impl Fetcher {
         })
     }
 }
+
+/// The archive unpacker alone, for the `tar_unpack` fuzz target: `archive` is a .tar or
+/// .tar.gz file, unpacked into the existing folder `into` under the default caps. Not an API.
+#[doc(hidden)]
+pub fn fuzz_unpack(archive: &Path, into: &Path) -> Result<(), String> {
+    let f = std::fs::File::open(archive).map_err(|e| e.to_string())?;
+    let limits = unpack::Limits {
+        bytes: 64 << 20,
+        entries: crate::defaults::UNPACK_MAX_ENTRIES,
+        disk_bound: false,
+    };
+    unpack::unpack(&f, into, &limits)
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
+}

@@ -1,0 +1,32 @@
+//! `model.toml` parsing and validation, then the decoder the manifest names.
+#![no_main]
+
+use edgelens::engine::decoders;
+use edgelens::model::Manifest;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(m) = Manifest::parse(text) else {
+        return;
+    };
+    assert!(m.input.width > 0 && m.input.height > 0);
+    assert!(!m.input.std.is_some_and(|s| s.contains(&0.0)));
+    let _ = m.input.shape();
+    // A manifest that parses serializes back to one that parses the same.
+    if let Ok(back) = toml::to_string(&m) {
+        let again = Manifest::parse(&back).expect("a serialized manifest parses again");
+        assert_eq!((&again.name, &again.file), (&m.name, &m.file));
+        assert_eq!(again.input.shape(), m.input.shape());
+    }
+    if let Ok(decoder) = decoders::build(&m.decoder, &m.input) {
+        let _ = decoder.outputs();
+        let _ = (
+            decoder.nms_iou(),
+            decoder.min_confidence(),
+            decoder.max_detections(),
+        );
+    }
+});
