@@ -173,10 +173,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return run_module(args);
     }
     if let Some(c) = args.min_confidence {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&c),
-            "--min-confidence must be within 0..1, got {c}"
-        );
+        edgelens::engine::check_min_confidence(c)
+            .map_err(|e| anyhow::anyhow!("--min-confidence {e}"))?;
     }
     if let Some(f) = args.max_fps {
         anyhow::ensure!(f > 0.0, "--max-fps must be > 0, got {f}");

@@ -4,7 +4,7 @@
 use image::RgbImage;
 use ndarray::{Array4, ArrayD};
 
-use super::backend::InputTensor;
+use super::backends::InputTensor;
 use crate::model::{ColorOrder, DType, InputSpec, Layout, Resize};
 
 /// Where the original frame sits inside the model input (letterbox padding, in input pixels).

@@ -12,7 +12,7 @@ use crossbeam_channel::{bounded, RecvTimeoutError};
 
 pub mod stats;
 
-use crate::engine::{BBox, Detection, DetectionFilter, Engine, StageTimes};
+use crate::engine::{DetectionFilter, Engine, StageTimes};
 use crate::ingest::{Frame, FrameSink, Ingest, IngestConfig, IngestError, InputTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
 use crate::publish::{Outgoing, Sink};
@@ -243,7 +243,7 @@ fn infer_loop(
             }
             last_model = Some(model_key);
         }
-        let result = detect_frame(&engine, &frame, &live.filter);
+        let result = engine.detect_frame(&frame, &live.filter);
         let (dets, times) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -301,41 +301,4 @@ fn infer_loop(
             break;
         }
     }
-}
-
-/// Runs the engine on a frame; frames scaled for a previous model are adapted in Rust.
-fn detect_frame(
-    engine: &Engine,
-    frame: &Frame,
-    filter: &DetectionFilter,
-) -> Result<(Vec<Detection>, StageTimes), crate::engine::EngineError> {
-    let spec = engine.input_spec();
-    let g = frame.geometry;
-    // The frame's own geometry maps boxes back, whatever resize mode produced it.
-    if g.input_w as u32 == spec.width && g.input_h as u32 == spec.height {
-        return engine.detect_pixels(&frame.pixels, frame.order, g, filter);
-    }
-    let mut img =
-        image::RgbImage::from_raw(g.input_w as u32, g.input_h as u32, frame.pixels.clone())
-            .ok_or_else(|| crate::engine::EngineError::Inference {
-                message: "frame buffer does not match its geometry".into(),
-            })?;
-    if frame.order == crate::model::ColorOrder::Bgr {
-        img.pixels_mut().for_each(|p| p.0.swap(0, 2));
-    }
-    let (dets, times) = engine.detect_image(&img, filter)?;
-    let mapped = dets
-        .into_iter()
-        .map(|mut d| {
-            let b = g.to_frame([d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]);
-            d.bbox = BBox {
-                l: b[0],
-                t: b[1],
-                w: b[2] - b[0],
-                h: b[3] - b[1],
-            };
-            d
-        })
-        .collect();
-    Ok((mapped, times))
 }

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{logit, parse_config, sigmoid, Decoder, RawDetection};
-use crate::engine::backend::Outputs;
+use super::{logit, parse_config, sigmoid, Decoder, Defaults, RawDetection};
+use crate::engine::backends::Outputs;
 use crate::engine::EngineError;
 use crate::model::InputSpec;
 
@@ -33,11 +33,6 @@ struct Config {
     box_coder_scales: [f32; 4],
     score: Score,
     background_class: Option<usize>,
-    #[serde(default = "half")]
-    min_confidence: f32,
-    nms_iou: f32,
-    #[serde(default = "super::default_max_detections")]
-    max_detections: usize,
 }
 
 fn one() -> f32 {
@@ -45,9 +40,6 @@ fn one() -> f32 {
 }
 fn yes() -> bool {
     true
-}
-fn half() -> f32 {
-    0.5
 }
 
 /// (y_center, x_center, height, width), normalized.
@@ -64,6 +56,11 @@ struct SsdAnchors {
     anchors: Vec<Anchor>,
 }
 
+pub(super) const DEFAULTS: Defaults = Defaults {
+    min_confidence: 0.5,
+    nms: true,
+};
+
 pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     if c.strides.len() != c.num_layers {
@@ -75,9 +72,6 @@ pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>,
     }
     if c.num_layers == 0 || c.aspect_ratios.is_empty() || c.strides.contains(&0) {
         return Err("num_layers, aspect_ratios and strides must be non-empty and non-zero".into());
-    }
-    if !(0.0..=1.0).contains(&c.nms_iou) {
-        return Err(format!("nms_iou must be in 0..1, got {}", c.nms_iou));
     }
     let anchors = generate_anchors(
         c.num_layers,
@@ -157,7 +151,7 @@ impl Decoder for SsdAnchors {
         let c = &self.c;
         let (boxes, n) = super::rows(outputs, &c.boxes, 4)?;
         if n != self.anchors.len() {
-            return Err(EngineError::Decode {
+            return Err(EngineError::DecodeFailed {
                 message: format!(
                     "output '{}' has {n} boxes but the anchor parameters in model.toml give {}",
                     c.boxes,
@@ -218,18 +212,6 @@ impl Decoder for SsdAnchors {
             }
         }
         Ok(out)
-    }
-
-    fn nms_iou(&self) -> Option<f32> {
-        Some(self.c.nms_iou)
-    }
-
-    fn min_confidence(&self) -> f32 {
-        self.c.min_confidence
-    }
-
-    fn max_detections(&self) -> usize {
-        self.c.max_detections
     }
 }
 
