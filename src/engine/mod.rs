@@ -220,11 +220,6 @@ impl Engine {
         &self.model.manifest.input
     }
 
-    /// The manifest's thresholds, checked at load.
-    pub fn thresholds(&self) -> Thresholds {
-        self.thresholds
-    }
-
     /// Detects on a video frame. A frame scaled for this model goes straight to the tensor.
     /// One scaled for a previous model (the first frames after a swap) is adapted here:
     /// rebuilt as an image, swapped to RGB, cut down to the original picture (the old

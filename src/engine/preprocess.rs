@@ -53,7 +53,7 @@ impl Geometry {
 }
 
 /// The scaled content size inside a letterboxed input (aspect kept, even-rounded like videoscale).
-pub fn letterbox_size(in_w: u32, in_h: u32, frame_w: u32, frame_h: u32) -> (u32, u32) {
+fn letterbox_size(in_w: u32, in_h: u32, frame_w: u32, frame_h: u32) -> (u32, u32) {
     let scale = (in_w as f64 / frame_w.max(1) as f64).min(in_h as f64 / frame_h.max(1) as f64);
     let w = ((frame_w as f64 * scale).round() as u32).clamp(1, in_w);
     let h = ((frame_h as f64 * scale).round() as u32).clamp(1, in_h);

@@ -23,7 +23,7 @@ use crate::model::{DType, ModelFormat};
 
 macro_rules! registry {
     ($($module:ident = $feature:literal),+ $(,)?) => {
-        $(#[cfg(feature = $feature)] pub mod $module;)+
+        $(#[cfg(feature = $feature)] mod $module;)+
 
         /// Every backend name this build knows, compiled in or not (for validation messages).
         pub const ALL_NAMES: &[&str] = &[$($feature),+];

@@ -9,11 +9,11 @@ use super::backends::Outputs;
 use super::EngineError;
 use crate::model::InputSpec;
 
-pub mod nanodet;
-pub mod ssd_anchors;
-pub mod ssd_postprocessed;
+mod nanodet;
+mod ssd_anchors;
+mod ssd_postprocessed;
 mod thresholds;
-pub mod yolov8;
+mod yolov8;
 
 pub use thresholds::{check_min_confidence, Defaults, OutOfRange, Thresholds};
 

@@ -31,7 +31,7 @@ pub(super) const DEFAULTS: Defaults = Defaults {
     nms: true,
 };
 
-pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     if c.scores.len() != c.strides.len() || c.boxes.len() != c.strides.len() {
         return Err("scores, boxes and strides must have one entry per stride".into());

@@ -44,11 +44,11 @@ fn yes() -> bool {
 
 /// (y_center, x_center, height, width), normalized.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Anchor {
-    pub cy: f32,
-    pub cx: f32,
-    pub h: f32,
-    pub w: f32,
+struct Anchor {
+    cy: f32,
+    cx: f32,
+    h: f32,
+    w: f32,
 }
 
 struct SsdAnchors {
@@ -61,7 +61,7 @@ pub(super) const DEFAULTS: Defaults = Defaults {
     nms: true,
 };
 
-pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     if c.strides.len() != c.num_layers {
         return Err(format!(
@@ -88,7 +88,7 @@ pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>,
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn generate_anchors(
+fn generate_anchors(
     num_layers: usize,
     min_scale: f32,
     max_scale: f32,

@@ -31,7 +31,7 @@ pub(super) const DEFAULTS: Defaults = Defaults {
     nms: false,
 };
 
-pub fn build(table: &toml::Table, _input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) fn build(table: &toml::Table, _input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     Ok(Box::new(SsdPostprocessed(c)))
 }

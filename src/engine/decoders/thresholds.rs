@@ -29,7 +29,7 @@ fn check_unit(value: f32) -> Result<f32, OutOfRange> {
 }
 
 /// Upper bound for `max_detections`: far above any real frame, low enough to bound NMS work.
-pub const MAX_DETECTIONS_LIMIT: usize = 10_000;
+const MAX_DETECTIONS_LIMIT: usize = 10_000;
 const DEFAULT_MAX_DETECTIONS: usize = 100;
 
 /// What a decoder kind declares: its default confidence, and whether the shared NMS runs

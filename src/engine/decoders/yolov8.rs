@@ -27,7 +27,7 @@ pub(super) const DEFAULTS: Defaults = Defaults {
     nms: true,
 };
 
-pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     if c.num_classes == 0 {
         return Err("num_classes must be > 0".into());
