@@ -40,32 +40,28 @@ fn bench_decoders(c: &mut Criterion) {
         "yolov8n-proxy",
     ] {
         let dir = root().join("models").join(name);
-        let engine = match Engine::load(
+        // A model that does not load is a broken bench, not a skipped one.
+        let engine = Engine::load(
             &dir,
             &EngineOptions {
                 backend: Some("ort".into()),
                 threads: 1,
             },
-        ) {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("skipping {name}: {e} (run make deps)");
-                continue;
-            }
-        };
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e} (run make deps)"));
         let spec = engine.input_spec().clone();
         let (resized, _) = preprocess::resize_image(&img, &spec);
         let tensor = preprocess::to_tensor(resized.as_raw(), ColorOrder::Rgb, &spec);
         let outputs = engine.raw_outputs(&tensor).expect("outputs");
         let manifest = &engine.model().manifest;
-        let decoder = decoders::build(&manifest.decoder, &spec).expect("decoder");
+        let (decoder, thresholds) = decoders::build(&manifest.decoder, &spec).expect("decoder");
         let kind = manifest
             .decoder
             .get("kind")
             .and_then(|k| k.as_str())
             .unwrap_or("?")
             .to_string();
-        let min = decoder.min_confidence();
+        let min = thresholds.min_confidence;
         c.bench_function(&format!("decode/{kind}/{name}"), |b| {
             b.iter(|| decoder.decode(&outputs, min).expect("decode"))
         });

@@ -1,5 +1,7 @@
 //! Draws labelled boxes on a frame, for `detect --annotate` and snapshots.
 
+use std::sync::LazyLock;
+
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_text_mut, text_size};
@@ -7,7 +9,12 @@ use imageproc::rect::Rect;
 
 use crate::engine::Detection;
 
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+/// The one embedded font (DejaVu Sans), for box labels here and the bench chart.
+pub static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+
+/// Parsed once; `None` only if the embedded file were corrupt (labels are then skipped).
+static FONT: LazyLock<Option<FontRef<'static>>> =
+    LazyLock::new(|| FontRef::try_from_slice(FONT_BYTES).ok());
 
 const PALETTE: [[u8; 3]; 6] = [
     [255, 56, 56],
@@ -19,7 +26,7 @@ const PALETTE: [[u8; 3]; 6] = [
 ];
 
 pub fn draw(img: &mut RgbImage, detections: &[Detection]) {
-    let font = FontRef::try_from_slice(FONT_BYTES).ok();
+    let font = FONT.as_ref();
     let (w, h) = (img.width() as f32, img.height() as f32);
     let scale = PxScale::from((h / 40.0).clamp(12.0, 28.0));
     for d in detections {
@@ -33,7 +40,7 @@ pub fn draw(img: &mut RgbImage, detections: &[Detection]) {
                 Rect::at(x - grow, y - grow).of_size(bw + 2 * grow as u32, bh + 2 * grow as u32);
             draw_hollow_rect_mut(img, r, color);
         }
-        if let Some(font) = &font {
+        if let Some(font) = font {
             let text = format!("{} {:.2}", d.label, d.confidence);
             let (tw, th) = text_size(scale, font, &text);
             let ty = (y - th as i32 - 4).max(0);

@@ -3,6 +3,7 @@
 //! Data flows ingest -> engine -> publish; the module twin is the control plane.
 
 pub mod annotate;
+pub mod bench;
 pub mod control;
 pub mod defaults;
 pub mod edgehub;

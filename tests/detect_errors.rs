@@ -165,3 +165,68 @@ fn annotate_writes_pngs_with_boxes() {
         "only {changed} pixels changed: no box drawn?"
     );
 }
+
+#[test]
+fn decoder_thresholds_out_of_range_are_refused_at_load() {
+    for (key, value, expect) in [
+        (
+            "min_confidence",
+            toml::Value::Float(1.5),
+            "min_confidence must be within 0..1, got 1.5",
+        ),
+        (
+            "nms_iou",
+            toml::Value::Float(f64::NAN),
+            "nms_iou must be within 0..1, got NaN",
+        ),
+        (
+            "max_detections",
+            toml::Value::Integer(0),
+            "max_detections must be within 1..10000, got 0",
+        ),
+    ] {
+        let dir = scratch_model("ssdlite-person", |t| {
+            t["decoder"]
+                .as_table_mut()
+                .expect("[decoder]")
+                .insert(key.into(), value.clone());
+        });
+        let out = run(bin()
+            .args(["detect", "--model"])
+            .arg(dir.path())
+            .arg(data("astronaut.png")));
+        assert_clean_failure(&out, &["model.toml", "[decoder]", expect]);
+    }
+}
+
+#[test]
+fn min_confidence_flag_out_of_range_or_nan() {
+    for (value, expect) in [("1.5", "got 1.5"), ("NaN", "got NaN"), ("-0.1", "got -0.1")] {
+        let out = run(bin()
+            .arg("detect")
+            .arg(format!("--min-confidence={value}"))
+            .arg("--model")
+            .arg(model("ssdlite-person"))
+            .arg(data("astronaut.png")));
+        assert_clean_failure(&out, &["--min-confidence must be within 0..1", expect]);
+    }
+}
+
+#[test]
+fn backend_table_naming_no_backend() {
+    let dir = scratch_model("ssdlite-person", |t| {
+        let mut opts = toml::Table::new();
+        opts.insert("device".into(), toml::Value::String("gpu".into()));
+        let mut backend = toml::Table::new();
+        backend.insert("openvino".into(), toml::Value::Table(opts));
+        t.insert("backend".into(), toml::Value::Table(backend));
+    });
+    let out = run(bin()
+        .args(["detect", "--model"])
+        .arg(dir.path())
+        .arg(data("astronaut.png")));
+    assert_clean_failure(
+        &out,
+        &["[backend.openvino]", "no backend is called 'openvino'"],
+    );
+}

@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{assert_clean_failure, bin, corners, data, detect, model, run, scratch_model};
-use edgelens::engine::nms::iou;
+use common::{
+    assert_clean_failure, assert_partners, bin, data, detect, model, run, scratch_model, Tolerance,
+};
 
 #[test]
 fn tensorflow_matches_onnx_runtime_on_real_images() {
@@ -19,21 +20,11 @@ fn tensorflow_matches_onnx_runtime_on_real_images() {
                 ort.len(),
                 "{variant} on {image}: {tf:?} vs {ort:?}"
             );
-            for d in &tf {
-                let best = ort
-                    .iter()
-                    .filter(|e| e.label == d.label)
-                    .map(|e| {
-                        (
-                            iou(&corners(d), &corners(e)),
-                            (d.confidence - e.confidence).abs(),
-                        )
-                    })
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .expect("a partner");
-                assert!(best.0 > 0.99, "{variant} on {image}: IoU {}", best.0);
-                assert!(best.1 < 1e-3, "{variant} on {image}: score diff {}", best.1);
-            }
+            let tol = Tolerance {
+                min_iou: 0.99,
+                max_score_diff: 1e-3,
+            };
+            assert_partners(&tf, &ort, |_| true, tol, &format!("{variant} on {image}"));
         }
     }
 }
@@ -82,4 +73,40 @@ fn missing_tensorflow_library_is_a_clear_error_and_other_backends_still_work() {
         .arg(model("ssdlite-person"))
         .arg(data("astronaut.png")));
     assert!(out.status.success());
+}
+
+#[test]
+fn signature_is_a_tensorflow_option_and_selects_the_savedmodel_signature() {
+    let dir = scratch_model("convert/fixtures/savedmodel-other-signature", |t| {
+        t["backend"]["tensorflow"]["signature"] = toml::Value::String("detect".into());
+    });
+    // The fixture's one box scores mean(image)/255: keep it whatever the image.
+    let msgs = common::json_lines(
+        bin()
+            .args(["detect", "--min-confidence", "0", "--model"])
+            .arg(dir.path())
+            .arg(data("astronaut.png")),
+    );
+    let boxes = &msgs[0]["inferences"];
+    assert_eq!(boxes.as_array().map(Vec::len), Some(1), "{msgs:?}");
+    let b = &boxes[0]["entity"]["box"];
+    for (k, want) in [("l", 0.25), ("t", 0.25), ("w", 0.5), ("h", 0.5)] {
+        let v = b[k].as_f64().expect("box field");
+        assert!((v - want).abs() < 1e-3, "{k} = {v}");
+    }
+}
+
+#[test]
+fn unknown_key_in_the_tensorflow_table() {
+    let dir = scratch_model("convert/fixtures/savedmodel-other-signature", |t| {
+        t["backend"]["tensorflow"]
+            .as_table_mut()
+            .expect("table")
+            .insert("signatur".into(), toml::Value::String("detect".into()));
+    });
+    let out = run(bin()
+        .args(["detect", "--backend", "tensorflow", "--model"])
+        .arg(dir.path())
+        .arg(data("astronaut.png")));
+    assert_clean_failure(&out, &["[backend.tensorflow]", "unknown field `signatur`"]);
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use edgelens::engine::{DetectionFilter, Engine, EngineOptions};
+use edgelens::engine::{check_min_confidence, DetectionFilter, Engine, EngineOptions};
 use edgelens::message::{FrameInfo, InferenceMessage, ModelInfo};
 
 #[derive(Debug, Args)]
@@ -13,7 +13,8 @@ pub struct DetectArgs {
     /// Model folder holding model.toml.
     #[arg(long, default_value = "models/ssdlite-person")]
     model: PathBuf,
-    /// Inference backend (ort, tract, tensorflow); default: the first the manifest lists.
+    /// Inference backend; default: the first the manifest lists, else the first built in
+    /// that runs the model's format (an unknown name gets the list of available ones).
     #[arg(long)]
     backend: Option<String>,
     /// Intra-op threads for the backend.
@@ -35,10 +36,7 @@ pub struct DetectArgs {
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = args.min_confidence {
-        anyhow::ensure!(
-            (0.0..=1.0).contains(&c),
-            "--min-confidence must be within 0..1, got {c}"
-        );
+        check_min_confidence(c).map_err(|e| anyhow::anyhow!("--min-confidence {e}"))?;
     }
     // Check every image exists before paying for a model load.
     for p in &args.images {

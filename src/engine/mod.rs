@@ -6,31 +6,42 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-pub mod backend;
 pub mod backends;
 pub mod decoders;
 pub mod nms;
 pub mod preprocess;
 
+use crate::ingest::Frame;
 use crate::model::{ColorOrder, Model, ModelError, ModelFormat};
-use backend::{Backend, InputTensor, LoadRequest};
-use decoders::Decoder;
+use backends::{Backend, InputTensor, LoadRequest};
+use decoders::{Decoder, Thresholds};
 use preprocess::Geometry;
+
+pub use decoders::{check_min_confidence, OutOfRange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The manifest's `[decoder]` table is wrong (found at load time).
     #[error("{manifest}: {message}")]
-    Decoder { manifest: PathBuf, message: String },
+    DecoderConfig { manifest: PathBuf, message: String },
+    /// The manifest's `[backend.<name>]` table is wrong (found at load time).
+    #[error("{manifest}: [backend.{backend}]: {message}")]
+    BackendConfig {
+        manifest: PathBuf,
+        backend: String,
+        message: String,
+    },
     #[error("unknown backend '{backend}'; available: {available}")]
     UnknownBackend { backend: String, available: String },
     #[error("backend '{backend}' unavailable: {reason}")]
     BackendUnavailable { backend: String, reason: String },
-    #[error("backend '{backend}' cannot run {format} models; onnx runs on ort or tract, tf-frozen and tf-saved-model on tensorflow")]
+    #[error("backend '{backend}' cannot run {format} models; {format} runs on {runs_on}")]
     FormatNotSupported {
         backend: String,
         format: ModelFormat,
+        runs_on: String,
     },
     #[error("cannot load model {path}: {message}")]
     ModelLoad { path: PathBuf, message: String },
@@ -44,14 +55,16 @@ pub enum EngineError {
     },
     #[error("inference failed: {message}")]
     Inference { message: String },
+    /// The model's outputs did not decode (found at inference time).
     #[error("decoding failed: {message}")]
-    Decode { message: String },
+    DecodeFailed { message: String },
 }
 
 /// How to load a model: which backend and how many intra-op threads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineOptions {
-    /// Backend key; `None` picks the first one the manifest lists (or `ort`).
+    /// Backend key; `None` picks the first one the manifest lists, else the first compiled-in
+    /// backend that runs the model's format.
     pub backend: Option<String>,
     pub threads: usize,
 }
@@ -84,6 +97,18 @@ pub struct BBox {
     pub h: f32,
 }
 
+impl BBox {
+    /// From (x1, y1, x2, y2); an inverted box becomes empty, never negative.
+    fn from_corners(b: [f32; 4]) -> BBox {
+        BBox {
+            l: b[0],
+            t: b[1],
+            w: (b[2] - b[0]).max(0.0),
+            h: (b[3] - b[1]).max(0.0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     pub label: String,
@@ -105,7 +130,7 @@ pub struct Engine {
     backend_name: String,
     backend: Box<dyn Backend>,
     decoder: Box<dyn Decoder>,
-    threads: usize,
+    thresholds: Thresholds,
 }
 
 impl std::fmt::Debug for Engine {
@@ -127,26 +152,42 @@ impl Engine {
 
     pub fn from_model(model: Model, opts: &EngineOptions) -> Result<Engine, EngineError> {
         let manifest = &model.manifest;
-        let decoder = decoders::build(&manifest.decoder, &manifest.input).map_err(|message| {
-            EngineError::Decoder {
+        let (decoder, thresholds) =
+            decoders::build(&manifest.decoder, &manifest.input).map_err(|message| {
+                EngineError::DecoderConfig {
+                    manifest: model.manifest_path(),
+                    message,
+                }
+            })?;
+        if let Some(unknown) = manifest
+            .backend_options
+            .keys()
+            .find(|k| !backends::ALL_NAMES.contains(&k.as_str()))
+        {
+            return Err(EngineError::BackendConfig {
                 manifest: model.manifest_path(),
-                message,
-            }
-        })?;
-        let backend_name = opts
-            .backend
-            .clone()
-            .or_else(|| manifest.backends.first().cloned())
-            .unwrap_or_else(|| "ort".to_string());
+                backend: unknown.clone(),
+                message: format!(
+                    "no backend is called '{unknown}'; known: {}",
+                    backends::ALL_NAMES.join(", ")
+                ),
+            });
+        }
+        let backend_name = pick_backend(opts, manifest)?;
         let request = LoadRequest {
             format: manifest.format,
             path: model.weights_path(),
+            manifest: model.manifest_path(),
             input_name: manifest.input.name.clone(),
             input_shape: manifest.input.shape().to_vec(),
             input_dtype: manifest.input.dtype,
             outputs: decoder.outputs(),
-            signature: manifest.signature.clone(),
             threads: opts.threads.max(1),
+            options: manifest
+                .backend_options
+                .get(&backend_name)
+                .cloned()
+                .unwrap_or_default(),
         };
         let started = Instant::now();
         let backend = backends::load(&backend_name, &request)?;
@@ -163,7 +204,7 @@ impl Engine {
             backend_name,
             backend,
             decoder,
-            threads: request.threads,
+            thresholds,
         })
     }
 
@@ -175,12 +216,40 @@ impl Engine {
         &self.backend_name
     }
 
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
     pub fn input_spec(&self) -> &crate::model::InputSpec {
         &self.model.manifest.input
+    }
+
+    /// Detects on a video frame. A frame scaled for this model goes straight to the tensor.
+    /// One scaled for a previous model (the first frames after a swap) is adapted here:
+    /// rebuilt as an image, swapped to RGB, cut down to the original picture (the old
+    /// model's letterbox bars dropped), then resized for this model like a still image, so
+    /// its boxes come back relative to the original frame.
+    pub fn detect_frame(
+        &self,
+        frame: &Frame,
+        filter: &DetectionFilter,
+    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        let spec = self.input_spec();
+        let g = frame.geometry;
+        let (w, h) = (g.input_w as u32, g.input_h as u32);
+        if w == spec.width && h == spec.height {
+            return self.detect_pixels(&frame.pixels, frame.order, g, filter);
+        }
+        let mut img = RgbImage::from_raw(w, h, frame.pixels.clone()).ok_or_else(|| {
+            EngineError::Inference {
+                message: "frame buffer does not match its geometry".into(),
+            }
+        })?;
+        if frame.order == ColorOrder::Bgr {
+            img.pixels_mut().for_each(|p| p.0.swap(0, 2));
+        }
+        let (cx, cy) = (g.content_x as u32, g.content_y as u32);
+        let (cw, ch) = (g.content_w as u32, g.content_h as u32);
+        if (cx, cy, cw, ch) != (0, 0, w, h) {
+            img = image::imageops::crop_imm(&img, cx, cy, cw, ch).to_image();
+        }
+        self.detect_image(&img, filter)
     }
 
     /// Detects on a still image of any size: resize in Rust, then the common path.
@@ -198,8 +267,8 @@ impl Engine {
         Ok((dets, times))
     }
 
-    /// Detects on packed pixels already at the model's input size (the video path).
-    pub fn detect_pixels(
+    /// Detects on packed pixels already at the model's input size.
+    fn detect_pixels(
         &self,
         pixels: &[u8],
         order: ColorOrder,
@@ -227,7 +296,7 @@ impl Engine {
     }
 
     /// Runs the backend and decoder on a ready tensor.
-    pub fn detect_tensor(
+    fn detect_tensor(
         &self,
         tensor: &InputTensor,
         geometry: Geometry,
@@ -237,29 +306,20 @@ impl Engine {
         let outputs = self.backend.run(tensor)?;
         let infer = t0.elapsed();
         let t1 = Instant::now();
-        let min_score = filter
-            .min_confidence
-            .unwrap_or_else(|| self.decoder.min_confidence());
+        let th = self.thresholds;
+        let min_score = filter.min_confidence.unwrap_or(th.min_confidence);
         let raw = self.decoder.decode(&outputs, min_score)?;
-        let kept = match self.decoder.nms_iou() {
-            Some(iou) => nms::nms(raw, iou, self.decoder.max_detections()),
+        let kept = match th.nms_iou {
+            Some(iou) => nms::nms(raw, iou, th.max_detections),
             None => raw,
         };
         let dets = kept
             .into_iter()
-            .map(|r| {
-                let b = geometry.to_frame(r.bbox);
-                Detection {
-                    label: self.model.label(r.class),
-                    class_id: r.class,
-                    confidence: r.score,
-                    bbox: BBox {
-                        l: b[0],
-                        t: b[1],
-                        w: (b[2] - b[0]).max(0.0),
-                        h: (b[3] - b[1]).max(0.0),
-                    },
-                }
+            .map(|r| Detection {
+                label: self.model.label(r.class),
+                class_id: r.class,
+                confidence: r.score,
+                bbox: BBox::from_corners(geometry.to_frame(r.bbox)),
             })
             .filter(|d| filter.classes.is_empty() || filter.classes.iter().any(|c| c == &d.label))
             .collect();
@@ -273,61 +333,34 @@ impl Engine {
         ))
     }
 
-    /// The bare backend call on a ready tensor: what `bench` calls the ceiling.
+    /// The bare backend call on a ready tensor: warm-up, and what `bench` calls the ceiling.
     pub fn infer_only(&self, tensor: &InputTensor) -> Result<(), EngineError> {
         self.backend.run(tensor).map(|_| ())
     }
 
     /// Raw output tensors, for decoder benchmarks and debugging.
-    pub fn raw_outputs(&self, tensor: &InputTensor) -> Result<backend::Outputs, EngineError> {
+    pub fn raw_outputs(&self, tensor: &InputTensor) -> Result<backends::Outputs, EngineError> {
         self.backend.run(tensor)
     }
 }
 
-/// The one check of a confidence threshold, for the CLI, the twin and manifests alike.
-pub fn check_min_confidence(v: f32) -> Result<f32, String> {
-    if v.is_finite() && (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("must be within 0..1, got {v}"))
+/// The CLI's choice, else the manifest's first, else the first compiled-in backend that
+/// runs the model's format.
+fn pick_backend(
+    opts: &EngineOptions,
+    manifest: &crate::model::Manifest,
+) -> Result<String, EngineError> {
+    if let Some(b) = opts.backend.as_ref().or(manifest.backends.first()) {
+        return Ok(b.clone());
     }
-}
-
-impl Engine {
-    /// Runs the engine on a frame from ingest; frames scaled for a previous model (just
-    /// after a swap) are adapted here, so no engine work happens in the pipeline.
-    pub fn detect_frame(
-        &self,
-        frame: &crate::ingest::Frame,
-        filter: &DetectionFilter,
-    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
-        let spec = self.input_spec();
-        let g = frame.geometry;
-        // The frame's own geometry maps boxes back, whatever resize mode produced it.
-        if g.input_w as u32 == spec.width && g.input_h as u32 == spec.height {
-            return self.detect_pixels(&frame.pixels, frame.order, g, filter);
-        }
-        let mut img = RgbImage::from_raw(g.input_w as u32, g.input_h as u32, frame.pixels.clone())
-            .ok_or_else(|| EngineError::Inference {
-                message: "frame buffer does not match its geometry".into(),
-            })?;
-        if frame.order == ColorOrder::Bgr {
-            img.pixels_mut().for_each(|p| p.0.swap(0, 2));
-        }
-        let (dets, times) = self.detect_image(&img, filter)?;
-        let mapped = dets
-            .into_iter()
-            .map(|mut d| {
-                let b = g.to_frame([d.bbox.l, d.bbox.t, d.bbox.l + d.bbox.w, d.bbox.t + d.bbox.h]);
-                d.bbox = BBox {
-                    l: b[0],
-                    t: b[1],
-                    w: b[2] - b[0],
-                    h: b[3] - b[1],
-                };
-                d
-            })
-            .collect();
-        Ok((mapped, times))
+    match backends::running(manifest.format).first() {
+        Some(b) => Ok(b.to_string()),
+        None => Err(EngineError::BackendUnavailable {
+            backend: format!("for {}", manifest.format),
+            reason: format!(
+                "no backend compiled into this binary runs {} models; rebuild with the default features",
+                manifest.format
+            ),
+        }),
     }
 }

@@ -4,7 +4,7 @@
 use image::RgbImage;
 use ndarray::{Array4, ArrayD};
 
-use super::backend::InputTensor;
+use super::backends::InputTensor;
 // Geometry belongs to the scaled frame, so it lives with the frame in ingest.
 use crate::ingest::ScaleTarget;
 pub use crate::ingest::{letterbox_size, Geometry};

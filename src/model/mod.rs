@@ -139,8 +139,9 @@ pub struct Manifest {
     pub license_file: Option<String>,
     #[serde(default)]
     pub backends: Vec<String>,
-    /// SavedModel signature to run; `serving_default` when absent.
-    pub signature: Option<String>,
+    /// Per-backend settings, `[backend.<name>]`: each backend parses its own table.
+    #[serde(default, rename = "backend")]
+    pub backend_options: std::collections::BTreeMap<String, toml::Table>,
     #[serde(default)]
     pub source: SourceInfo,
     pub input: InputSpec,

@@ -261,6 +261,16 @@ pub fn read_stderr(child: &mut ChildGuard) -> String {
 
 /// Loads a bundled model on a backend (1 thread) and detects on a test image.
 pub fn detect(model_name: &str, backend: &str, image: &str) -> Vec<edgelens::engine::Detection> {
+    detect_at(model_name, backend, image, None)
+}
+
+/// `detect` with the model's confidence threshold overridden.
+pub fn detect_at(
+    model_name: &str,
+    backend: &str,
+    image: &str,
+    min_confidence: Option<f32>,
+) -> Vec<edgelens::engine::Detection> {
     let engine = edgelens::engine::Engine::load(
         &model(model_name),
         &edgelens::engine::EngineOptions {
@@ -271,7 +281,13 @@ pub fn detect(model_name: &str, backend: &str, image: &str) -> Vec<edgelens::eng
     .unwrap_or_else(|e| panic!("{model_name} on {backend}: {e}"));
     let img = image::open(data(image)).expect("test image").to_rgb8();
     engine
-        .detect_image(&img, &edgelens::engine::DetectionFilter::default())
+        .detect_image(
+            &img,
+            &edgelens::engine::DetectionFilter {
+                min_confidence,
+                classes: vec![],
+            },
+        )
         .expect("detect")
         .0
 }
@@ -301,4 +317,54 @@ pub fn start_rtsp(port: u16) -> ChildGuard {
         .expect("rtsp server READY");
     assert_eq!(&ready, b"READY");
     ChildGuard(child)
+}
+
+/// `d`'s best-overlapping same-label detection in `others`, as (IoU, |score difference|);
+/// `None` when `others` has no detection with that label.
+pub fn best_partner(
+    d: &edgelens::engine::Detection,
+    others: &[edgelens::engine::Detection],
+) -> Option<(f32, f32)> {
+    others
+        .iter()
+        .filter(|e| e.label == d.label)
+        .map(|e| {
+            (
+                edgelens::engine::nms::iou(&corners(d), &corners(e)),
+                (d.confidence - e.confidence).abs(),
+            )
+        })
+        .max_by(|x, y| x.0.total_cmp(&y.0))
+}
+
+/// How close two detections must be to count as the same one.
+#[derive(Debug, Clone, Copy)]
+pub struct Tolerance {
+    pub min_iou: f32,
+    pub max_score_diff: f32,
+}
+
+/// Asserts that each detection of `from` that `compare` selects has a partner in `to`
+/// within `tol`, and returns how many were compared (callers require at least one).
+pub fn assert_partners(
+    from: &[edgelens::engine::Detection],
+    to: &[edgelens::engine::Detection],
+    compare: impl Fn(&edgelens::engine::Detection) -> bool,
+    tol: Tolerance,
+    what: &str,
+) -> usize {
+    let mut compared = 0;
+    for d in from.iter().filter(|d| compare(d)) {
+        let (iou, diff) = best_partner(d, to).unwrap_or((0.0, 1.0));
+        assert!(
+            iou > tol.min_iou,
+            "{what}: best box IoU {iou} for {d:?}\n{from:?}\n{to:?}"
+        );
+        assert!(
+            diff < tol.max_score_diff,
+            "{what}: score diff {diff} for {d:?}"
+        );
+        compared += 1;
+    }
+    compared
 }

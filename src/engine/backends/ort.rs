@@ -7,9 +7,15 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use crate::engine::backend::{check_input_shape, Backend, InputTensor, LoadRequest, Outputs};
+use super::{check_input_shape, Backend, InputTensor, LoadRequest, Outputs, Spec};
 use crate::engine::EngineError;
 use crate::model::ModelFormat;
+
+pub(super) const SPEC: Spec = Spec {
+    formats: &[ModelFormat::Onnx],
+    load,
+    prepare_process: None,
+};
 
 const LIB_NAME: &str = "libonnxruntime.so";
 const ENV_VAR: &str = "ORT_DYLIB_PATH";
@@ -25,7 +31,7 @@ struct OrtBackend {
 }
 
 /// The candidate library paths, in the order they are tried.
-pub fn library_candidates() -> Vec<PathBuf> {
+fn library_candidates() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(p) = std::env::var_os(ENV_VAR) {
         out.push(PathBuf::from(p));
@@ -84,13 +90,7 @@ fn init_environment() -> Result<ort::environment::Environment, String> {
     }
 }
 
-pub fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
-    if req.format != ModelFormat::Onnx {
-        return Err(EngineError::FormatNotSupported {
-            backend: "ort".into(),
-            format: req.format,
-        });
-    }
+fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
     let env = environment()?;
     let bytes = std::fs::read(&req.path).map_err(|e| EngineError::ModelLoad {
         path: req.path.clone(),

@@ -9,13 +9,28 @@ use tensorflow::{
     SessionOptions, SessionRunArgs, Tensor,
 };
 
-use crate::engine::backend::{check_input_shape, Backend, InputTensor, LoadRequest, Outputs};
+use super::{check_input_shape, parse_options, Backend, InputTensor, LoadRequest, Outputs, Spec};
 use crate::engine::EngineError;
 use crate::model::ModelFormat;
 
+pub(super) const SPEC: Spec = Spec {
+    formats: &[ModelFormat::TfFrozen, ModelFormat::TfSavedModel],
+    load,
+    prepare_process: Some(prepare_process),
+};
+
+const NAME: &str = "tensorflow";
 /// Where `make deps` puts `libtensorflow.so`, relative to the project root.
 const PROJECT_LOCAL: &str = ".deps/tensorflow";
 const DEFAULT_SIGNATURE: &str = "serving_default";
+
+/// `[backend.tensorflow]` in model.toml.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// SavedModel signature to run; `serving_default` when absent.
+    signature: Option<String>,
+}
 
 struct Endpoint {
     op: Operation,
@@ -35,31 +50,37 @@ struct TfSession {
     _graph: Graph,
 }
 
+/// Environment the TF library reads: set from `main` before any thread exists, never from
+/// the model-load thread. The crate's library finder only reads `TENSORFLOW_DIR`, and TF's C++
+/// logging reads `TF_CPP_MIN_LOG_LEVEL` once (no C API sets either), so the environment is the
+/// only way in.
+fn prepare_process() {
+    // TF's C++ logging goes to stderr and drowns ours; keep warnings and errors.
+    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
+        std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "1");
+    }
+    if std::env::var_os("TENSORFLOW_DIR").is_none() {
+        let local = [
+            std::path::PathBuf::from(PROJECT_LOCAL),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(PROJECT_LOCAL),
+        ];
+        if let Some(dir) = local.iter().find(|d| d.join("libtensorflow.so").is_file()) {
+            std::env::set_var("TENSORFLOW_DIR", dir);
+        }
+    }
+}
+
 fn ensure_library() -> Result<(), EngineError> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     LOADED
         .get_or_init(|| {
-            // TF's C++ logging goes to stderr and drowns ours; keep warnings and errors.
-            if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
-                std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "1");
-            }
-            if std::env::var_os("TENSORFLOW_DIR").is_none() {
-                let local = [
-                    std::path::PathBuf::from(PROJECT_LOCAL),
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(PROJECT_LOCAL),
-                ];
-                if let Some(dir) = local.iter().find(|d| d.join("libtensorflow.so").is_file()) {
-                    // Read once by the finder below; set before any TF thread exists.
-                    std::env::set_var("TENSORFLOW_DIR", dir);
-                }
-            }
             tensorflow::library::load().map_err(|e| {
                 format!("TensorFlow backend unavailable: libtensorflow.so could not be loaded ({e}); run `make deps` or set TENSORFLOW_DIR to the folder holding libtensorflow.so")
             })
         })
         .clone()
         .map_err(|reason| EngineError::BackendUnavailable {
-            backend: "tensorflow".into(),
+            backend: NAME.into(),
             reason,
         })
 }
@@ -72,18 +93,13 @@ fn session_options(threads: usize) -> Result<SessionOptions, tensorflow::Status>
     Ok(opts)
 }
 
-pub fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
+fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
+    let options: Options = parse_options(NAME, req)?;
     let load_err = |message: String| EngineError::ModelLoad {
         path: req.path.clone(),
         message,
     };
     let tf_err = |e: tensorflow::Status| load_err(e.to_string());
-    if req.format == ModelFormat::Onnx {
-        return Err(EngineError::FormatNotSupported {
-            backend: "tensorflow".into(),
-            format: req.format,
-        });
-    }
     ensure_library()?;
     let opts = session_options(req.threads).map_err(tf_err)?;
     let mut graph = Graph::new();
@@ -113,12 +129,12 @@ pub fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
         ModelFormat::TfSavedModel => {
             let bundle = SavedModelBundle::load(&opts, ["serve"], &mut graph, &req.path)
                 .map_err(|e| load_err(format!("{e} (not a loadable SavedModel folder)")))?;
-            let sig_name = req.signature.as_deref().unwrap_or(DEFAULT_SIGNATURE);
+            let sig_name = options.signature.as_deref().unwrap_or(DEFAULT_SIGNATURE);
             let sig = bundle.meta_graph_def().get_signature(sig_name).map_err(|_| {
                 let mut have: Vec<&String> = bundle.meta_graph_def().signatures().keys().collect();
                 have.sort();
                 load_err(format!(
-                    "the SavedModel has no signature '{sig_name}' (it has: {}); set `signature` in model.toml",
+                    "the SavedModel has no signature '{sig_name}' (it has: {}); set `signature` under [backend.tensorflow] in model.toml",
                     have.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                 ))
             })?;
@@ -163,7 +179,14 @@ pub fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
             }
             (bundle.session, input, outputs)
         }
-        ModelFormat::Onnx => unreachable!("rejected above"),
+        // The registry only hands this backend the formats in SPEC.
+        ModelFormat::Onnx => {
+            return Err(EngineError::FormatNotSupported {
+                backend: NAME.into(),
+                format: req.format,
+                runs_on: super::running(req.format).join(" or "),
+            })
+        }
     };
     let wanted = match req.input_dtype {
         crate::model::DType::F32 => DataType::Float,

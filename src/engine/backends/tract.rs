@@ -6,9 +6,15 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use crate::engine::backend::{check_input_shape, Backend, InputTensor, LoadRequest, Outputs};
+use super::{check_input_shape, Backend, InputTensor, LoadRequest, Outputs, Spec};
 use crate::engine::EngineError;
 use crate::model::{DType, ModelFormat};
+
+pub(super) const SPEC: Spec = Spec {
+    formats: &[ModelFormat::Onnx],
+    load,
+    prepare_process: None,
+};
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -19,13 +25,7 @@ struct TractBackend {
     executor: Option<Executor>,
 }
 
-pub fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
-    if req.format != ModelFormat::Onnx {
-        return Err(EngineError::FormatNotSupported {
-            backend: "tract".into(),
-            format: req.format,
-        });
-    }
+fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
     let err = |e: TractError| EngineError::ModelLoad {
         path: req.path.clone(),
         message: format!("{e:#}"),

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{parse_config, Decoder, RawDetection};
-use crate::engine::backend::Outputs;
+use super::{parse_config, Decoder, Defaults, RawDetection};
+use crate::engine::backends::Outputs;
 use crate::engine::EngineError;
 use crate::model::InputSpec;
 
@@ -18,15 +18,6 @@ struct Config {
     /// Cell centers sit at (x + offset) * stride; NanoDet-m uses 0.
     #[serde(default)]
     center_offset: f32,
-    #[serde(default = "default_conf")]
-    min_confidence: f32,
-    nms_iou: f32,
-    #[serde(default = "super::default_max_detections")]
-    max_detections: usize,
-}
-
-fn default_conf() -> f32 {
-    0.35
 }
 
 struct NanoDet {
@@ -35,7 +26,12 @@ struct NanoDet {
     input_h: u32,
 }
 
-pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) const DEFAULTS: Defaults = Defaults {
+    min_confidence: 0.35,
+    nms: true,
+};
+
+pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     if c.scores.len() != c.strides.len() || c.boxes.len() != c.strides.len() {
         return Err("scores, boxes and strides must have one entry per stride".into());
@@ -66,7 +62,7 @@ impl Decoder for NanoDet {
             let fh = self.input_h.div_ceil(*stride) as usize;
             let (boxes, n) = super::rows(outputs, box_name, 4 * bins)?;
             if n != fw * fh {
-                return Err(EngineError::Decode {
+                return Err(EngineError::DecodeFailed {
                     message: format!(
                         "output '{box_name}' has {n} cells but stride {stride} on {}x{} gives {}",
                         self.input_w,
@@ -119,17 +115,5 @@ impl Decoder for NanoDet {
             }
         }
         Ok(out)
-    }
-
-    fn nms_iou(&self) -> Option<f32> {
-        Some(self.c.nms_iou)
-    }
-
-    fn min_confidence(&self) -> f32 {
-        self.c.min_confidence
-    }
-
-    fn max_detections(&self) -> usize {
-        self.c.max_detections
     }
 }

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{logit, parse_config, sigmoid, Decoder, RawDetection};
-use crate::engine::backend::Outputs;
+use super::{logit, parse_config, sigmoid, Decoder, Defaults, RawDetection};
+use crate::engine::backends::Outputs;
 use crate::engine::EngineError;
 use crate::model::InputSpec;
 
@@ -33,11 +33,6 @@ struct Config {
     box_coder_scales: [f32; 4],
     score: Score,
     background_class: Option<usize>,
-    #[serde(default = "half")]
-    min_confidence: f32,
-    nms_iou: f32,
-    #[serde(default = "super::default_max_detections")]
-    max_detections: usize,
 }
 
 fn one() -> f32 {
@@ -46,17 +41,14 @@ fn one() -> f32 {
 fn yes() -> bool {
     true
 }
-fn half() -> f32 {
-    0.5
-}
 
 /// (y_center, x_center, height, width), normalized.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Anchor {
-    pub cy: f32,
-    pub cx: f32,
-    pub h: f32,
-    pub w: f32,
+struct Anchor {
+    cy: f32,
+    cx: f32,
+    h: f32,
+    w: f32,
 }
 
 struct SsdAnchors {
@@ -64,7 +56,12 @@ struct SsdAnchors {
     anchors: Vec<Anchor>,
 }
 
-pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) const DEFAULTS: Defaults = Defaults {
+    min_confidence: 0.5,
+    nms: true,
+};
+
+pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     if c.strides.len() != c.num_layers {
         return Err(format!(
@@ -76,35 +73,13 @@ pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>,
     if c.num_layers == 0 || c.aspect_ratios.is_empty() || c.strides.contains(&0) {
         return Err("num_layers, aspect_ratios and strides must be non-empty and non-zero".into());
     }
-    if !(0.0..=1.0).contains(&c.nms_iou) {
-        return Err(format!("nms_iou must be in 0..1, got {}", c.nms_iou));
-    }
-    let anchors = generate_anchors(
-        c.num_layers,
-        c.min_scale,
-        c.max_scale,
-        &c.aspect_ratios,
-        c.interpolated_scale_aspect_ratio,
-        c.reduce_boxes_in_lowest_layer,
-        &c.strides,
-        input.width,
-        input.height,
-    );
+    let anchors = generate_anchors(&c, input.width, input.height);
     Ok(Box::new(SsdAnchors { c, anchors }))
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn generate_anchors(
-    num_layers: usize,
-    min_scale: f32,
-    max_scale: f32,
-    aspect_ratios: &[f32],
-    interpolated_ar: f32,
-    reduce_lowest: bool,
-    strides: &[u32],
-    input_w: u32,
-    input_h: u32,
-) -> Vec<Anchor> {
+fn generate_anchors(c: &Config, input_w: u32, input_h: u32) -> Vec<Anchor> {
+    let (num_layers, min_scale, max_scale) = (c.num_layers, c.min_scale, c.max_scale);
+    let interpolated_ar = c.interpolated_scale_aspect_ratio;
     let scale = |i: usize| {
         if num_layers == 1 {
             min_scale
@@ -113,7 +88,7 @@ pub fn generate_anchors(
         }
     };
     let mut anchors = Vec::new();
-    for (layer, stride) in strides.iter().enumerate().take(num_layers) {
+    for (layer, stride) in c.strides.iter().enumerate().take(num_layers) {
         let s = scale(layer);
         let s_next = if layer + 1 < num_layers {
             scale(layer + 1)
@@ -121,10 +96,10 @@ pub fn generate_anchors(
             1.0
         };
         let mut specs: Vec<(f32, f32)> = Vec::new();
-        if layer == 0 && reduce_lowest {
+        if layer == 0 && c.reduce_boxes_in_lowest_layer {
             specs.extend([(0.1, 1.0), (s, 2.0), (s, 0.5)]);
         } else {
-            specs.extend(aspect_ratios.iter().map(|ar| (s, *ar)));
+            specs.extend(c.aspect_ratios.iter().map(|ar| (s, *ar)));
             if interpolated_ar > 0.0 {
                 specs.push(((s * s_next).sqrt(), interpolated_ar));
             }
@@ -157,7 +132,7 @@ impl Decoder for SsdAnchors {
         let c = &self.c;
         let (boxes, n) = super::rows(outputs, &c.boxes, 4)?;
         if n != self.anchors.len() {
-            return Err(EngineError::Decode {
+            return Err(EngineError::DecodeFailed {
                 message: format!(
                     "output '{}' has {n} boxes but the anchor parameters in model.toml give {}",
                     c.boxes,
@@ -219,18 +194,6 @@ impl Decoder for SsdAnchors {
         }
         Ok(out)
     }
-
-    fn nms_iou(&self) -> Option<f32> {
-        Some(self.c.nms_iou)
-    }
-
-    fn min_confidence(&self) -> f32 {
-        self.c.min_confidence
-    }
-
-    fn max_detections(&self) -> usize {
-        self.c.max_detections
-    }
 }
 
 #[cfg(test)]
@@ -239,17 +202,25 @@ mod tests {
 
     #[test]
     fn ssd_300_has_1917_anchors() {
-        let a = generate_anchors(
-            6,
-            0.2,
-            0.95,
-            &[1.0, 2.0, 0.5, 3.0, 1.0 / 3.0],
-            1.0,
-            true,
-            &[16, 32, 64, 128, 256, 512],
-            300,
-            300,
-        );
+        // The bundled ssdlite-person head (TF OD API ssd_mobilenet_v2 anchor settings).
+        let c: Config = parse_config(
+            &toml::from_str(
+                r#"
+                boxes = "b"
+                logits = "l"
+                num_layers = 6
+                min_scale = 0.2
+                max_scale = 0.95
+                aspect_ratios = [1.0, 2.0, 0.5, 3.0, 0.3333333]
+                strides = [16, 32, 64, 128, 256, 512]
+                box_coder_scales = [10.0, 10.0, 5.0, 5.0]
+                score = "sigmoid"
+                "#,
+            )
+            .expect("toml"),
+        )
+        .expect("config");
+        let a = generate_anchors(&c, 300, 300);
         assert_eq!(a.len(), 1917);
         // First cell of the lowest layer: the small 0.1 square first.
         assert!((a[0].h - 0.1).abs() < 1e-6 && (a[0].cx - 0.5 / 19.0).abs() < 1e-6);

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{parse_config, Decoder, RawDetection};
-use crate::engine::backend::Outputs;
+use super::{parse_config, Decoder, Defaults, RawDetection};
+use crate::engine::backends::Outputs;
 use crate::engine::EngineError;
 use crate::model::InputSpec;
 
@@ -18,20 +18,20 @@ struct Config {
     /// TF OD API class ids are 1-based; label index = class - class_offset.
     #[serde(default = "one")]
     class_offset: i64,
-    #[serde(default = "half")]
-    min_confidence: f32,
 }
 
 fn one() -> i64 {
     1
 }
-fn half() -> f32 {
-    0.5
-}
 
 struct SsdPostprocessed(Config);
 
-pub fn build(table: &toml::Table, _input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) const DEFAULTS: Defaults = Defaults {
+    min_confidence: 0.5,
+    nms: false,
+};
+
+pub(super) fn build(table: &toml::Table, _input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     Ok(Box::new(SsdPostprocessed(c)))
 }
@@ -73,13 +73,5 @@ impl Decoder for SsdPostprocessed {
             });
         }
         Ok(out)
-    }
-
-    fn nms_iou(&self) -> Option<f32> {
-        None
-    }
-
-    fn min_confidence(&self) -> f32 {
-        self.0.min_confidence
     }
 }

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use super::{parse_config, Decoder, RawDetection};
-use crate::engine::backend::Outputs;
+use super::{parse_config, Decoder, Defaults, RawDetection};
+use crate::engine::backends::Outputs;
 use crate::engine::EngineError;
 use crate::model::InputSpec;
 
@@ -14,15 +14,6 @@ struct Config {
     output: String,
     /// Number of classes; the other output dimension is the candidate count.
     num_classes: usize,
-    #[serde(default = "default_conf")]
-    min_confidence: f32,
-    nms_iou: f32,
-    #[serde(default = "super::default_max_detections")]
-    max_detections: usize,
-}
-
-fn default_conf() -> f32 {
-    0.25
 }
 
 struct Yolov8 {
@@ -31,7 +22,12 @@ struct Yolov8 {
     input_h: f32,
 }
 
-pub fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
+pub(super) const DEFAULTS: Defaults = Defaults {
+    min_confidence: 0.25,
+    nms: true,
+};
+
+pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
     if c.num_classes == 0 {
         return Err("num_classes must be > 0".into());
@@ -52,7 +48,7 @@ impl Decoder for Yolov8 {
         let a = outputs.get(&self.c.output)?;
         let width = 4 + self.c.num_classes;
         let shape: Vec<usize> = a.shape().iter().cloned().filter(|d| *d != 1).collect();
-        let data = a.as_slice().ok_or_else(|| EngineError::Decode {
+        let data = a.as_slice().ok_or_else(|| EngineError::DecodeFailed {
             message: "yolov8 output is not contiguous".into(),
         })?;
         // Channel-major [4+C, N] (the export default) or row-major [N, 4+C].
@@ -60,7 +56,7 @@ impl Decoder for Yolov8 {
             [c, n] if *c == width => (*n, true),
             [n, c] if *c == width => (*n, false),
             _ => {
-                return Err(EngineError::Decode {
+                return Err(EngineError::DecodeFailed {
                     message: format!(
                         "output '{}' has shape {:?}; yolov8 with num_classes = {} needs [1, {width}, N]",
                         self.c.output,
@@ -99,17 +95,5 @@ impl Decoder for Yolov8 {
             });
         }
         Ok(out)
-    }
-
-    fn nms_iou(&self) -> Option<f32> {
-        Some(self.c.nms_iou)
-    }
-
-    fn min_confidence(&self) -> f32 {
-        self.c.min_confidence
-    }
-
-    fn max_detections(&self) -> usize {
-        self.c.max_detections
     }
 }

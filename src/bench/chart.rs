@@ -1,0 +1,78 @@
+//! bench.png: decode, ceiling and pipeline FPS per backend, on a log axis.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use super::report::Report;
+
+/// Draws the chart; the error is plotters' message.
+pub(super) fn draw(r: &Report, path: &Path) -> Result<(), String> {
+    draw_inner(r, path).map_err(|e| e.to_string())
+}
+
+fn draw_inner(r: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    // The font annotate.rs embeds; plotters keeps its own parsed copy by name.
+    plotters::style::register_font("sans-serif", FontStyle::Normal, crate::annotate::FONT_BYTES)
+        .map_err(|_| "cannot load the chart font")?;
+    let root = BitMapBackend::new(path, (960, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = r
+        .results
+        .iter()
+        .flat_map(|b| [b.decode_fps, b.ceiling_fps, b.pipeline_fps])
+        .fold(1.0f64, f64::max)
+        * 1.15;
+    let n = r.results.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "edgelens bench: {} ({} frames, {} cores)",
+                r.model, r.frames, r.cores
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        // Decode runs 10-100x faster than inference: a log axis keeps both readable.
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, (1f64..max).log_scale())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            r.results
+                .get(x.round().max(0.0) as usize)
+                .filter(|_| (x - x.round()).abs() < 1e-6)
+                .map(|b| format!("{} ({} thr)", b.backend, b.threads))
+                .unwrap_or_default()
+        })
+        .y_desc("frames per second (log)")
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    let series = [
+        ("decode+scale", RGBColor(120, 120, 120)),
+        ("inference ceiling", RGBColor(56, 140, 255)),
+        ("full pipeline", RGBColor(255, 120, 40)),
+    ];
+    for (k, (name, color)) in series.into_iter().enumerate() {
+        let bars = r.results.iter().enumerate().map(|(i, b)| {
+            let v = [b.decode_fps, b.ceiling_fps, b.pipeline_fps][k];
+            let x0 = i as f64 - 0.39 + k as f64 * 0.26;
+            Rectangle::new([(x0, 1.0), (x0 + 0.24, v.max(1.0))], color.filled())
+        });
+        chart
+            .draw_series(bars)?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Benchmarks: honest numbers, measured side by side in one process.
+//! For each backend: decode+scale alone, the bare inference ceiling on a real frame,
+//! then the full pipeline, with per-stage percentiles, CPU time and peak RSS.
+//! `edgelens bench` is a thin front end over [`run`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+mod chart;
+mod phases;
+pub mod report;
+mod sys;
+
+use crate::engine::{backends, preprocess, Engine, EngineError, EngineOptions};
+use crate::ingest::{IngestConfig, IngestError, Mode};
+use report::{pct, round1, us_hist, BackendResult, Report};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("--frames must be at least 10, got {0}")]
+    TooFewFrames(u64),
+    #[error("no backend in this build runs the model's format")]
+    NoBackend,
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("backend {backend}: {source}")]
+    Engine {
+        backend: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error("the source produced no frames")]
+    NoFrames,
+    #[error("the {0} thread panicked")]
+    Panicked(&'static str),
+    #[error("cannot write {path}: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Model folder holding model.toml.
+    pub model: PathBuf,
+    /// Backends to compare; empty: every compiled-in backend that runs the model.
+    pub backends: Vec<String>,
+    /// Video to decode (any source works; live sources fail fast here).
+    pub video: String,
+    /// Frames per phase.
+    pub frames: u64,
+    /// Intra-op threads per backend.
+    pub threads: usize,
+    /// Where bench.json and bench.png go.
+    pub out: PathBuf,
+    /// No progress bars (CI logs).
+    pub quiet: bool,
+}
+
+/// A finished run: the report and the files written.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    pub json: PathBuf,
+    pub png: PathBuf,
+}
+
+pub fn run(s: &Settings) -> Result<Outcome, BenchError> {
+    if s.frames < 10 {
+        return Err(BenchError::TooFewFrames(s.frames));
+    }
+    let spec = crate::ingest::resolve(&s.video, &Default::default(), None)?;
+    let write_err = |path: &std::path::Path, e: &dyn std::fmt::Display| BenchError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(&s.out).map_err(|e| write_err(&s.out, &e))?;
+    let names = backend_names(s)?;
+    let mut results = Vec::new();
+    let (mut model, mut model_version) = (String::new(), String::new());
+    for backend in &names {
+        let (r, m) = one_backend(s, backend, &spec)?;
+        (model, model_version) = (m.name.clone(), m.version.clone());
+        results.push(r);
+    }
+    let report = Report {
+        model,
+        model_version,
+        video: s.video.clone(),
+        frames: s.frames,
+        host: sys::host(),
+        cores: sys::cores(),
+        results,
+    };
+    let json = s.out.join("bench.json");
+    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| write_err(&json, &e))?;
+    std::fs::write(&json, bytes).map_err(|e| write_err(&json, &e))?;
+    let png = s.out.join("bench.png");
+    chart::draw(&report, &png).map_err(|e| write_err(&png, &e))?;
+    Ok(Outcome { report, json, png })
+}
+
+fn backend_names(s: &Settings) -> Result<Vec<String>, BenchError> {
+    if !s.backends.is_empty() {
+        return Ok(s.backends.clone());
+    }
+    let model = crate::model::Model::load(&s.model).map_err(|e| BenchError::Engine {
+        backend: "(any)".into(),
+        source: e.into(),
+    })?;
+    let names: Vec<String> = backends::running(model.manifest.format)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if names.is_empty() {
+        return Err(BenchError::NoBackend);
+    }
+    Ok(names)
+}
+
+/// Load, decode alone, half the ceiling, the pipeline, the other half of the ceiling.
+fn one_backend(
+    s: &Settings,
+    backend: &str,
+    spec: &crate::ingest::SourceSpec,
+) -> Result<(BackendResult, crate::model::Manifest), BenchError> {
+    let engine_err = |source: EngineError| BenchError::Engine {
+        backend: backend.to_string(),
+        source,
+    };
+    sys::reset_peak_rss();
+    let t0 = Instant::now();
+    let engine = Engine::load(
+        &s.model,
+        &EngineOptions {
+            backend: Some(backend.to_string()),
+            threads: s.threads,
+        },
+    )
+    .map_err(engine_err)?;
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let manifest = engine.model().manifest.clone();
+
+    // 1. Decode + scale alone, and keep one real frame for the ceiling.
+    let mut config = IngestConfig::for_model(spec.clone(), engine.input_spec());
+    config.mode = Mode::Lossless;
+    config.fail_fast = true;
+    let (decode_fps, sample) = phases::decode_only(&config, s.frames, s.quiet)?;
+
+    // 2. The ceiling: the same backend on a ready tensor, tight loop. Half before and half
+    // after the pipeline: load drift on a shared box hits both alike.
+    let input = engine.input_spec();
+    let tensor = preprocess::to_tensor(&sample, input.color, input);
+    for _ in 0..3 {
+        engine.infer_only(&tensor).map_err(engine_err)?;
+    }
+    let mut ceiling_hist = us_hist();
+    let halves = [s.frames / 2, s.frames - s.frames / 2];
+    let mut ceiling = |engine: &Engine, n: u64| -> Result<Duration, BenchError> {
+        let pb = phases::progress(s.quiet, n, &format!("{backend}: ceiling"));
+        phases::ceiling(engine, &tensor, n, &mut ceiling_hist, pb).map_err(engine_err)
+    };
+    let before = ceiling(&engine, halves[0])?;
+
+    // 3. The full pipeline, stopped after `frames` inferred frames.
+    let slot = Arc::new(ArcSwap::from_pointee(engine));
+    let pb = phases::progress(s.quiet, s.frames, &format!("{backend}: pipeline"));
+    let r = phases::full_pipeline(config, slot.clone(), s.frames, pb)?;
+    let after = ceiling(&slot.load_full(), halves[1])?;
+
+    let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64();
+    // Steady state, first to last inferred frame: the ceiling excludes warm-up too.
+    let pipeline_fps = r.frames.saturating_sub(1) as f64 / r.steady.as_secs_f64().max(1e-9);
+    let result = BackendResult {
+        backend: backend.to_string(),
+        threads: s.threads,
+        load_ms: round1(load_ms),
+        decode_fps: round1(decode_fps),
+        ceiling_fps: round1(ceiling_fps),
+        ceiling_ms: pct(&ceiling_hist),
+        pipeline_fps: round1(pipeline_fps),
+        pipeline_over_ceiling: (pipeline_fps / ceiling_fps * 1000.0).round() / 1000.0,
+        startup_ms: round1(r.startup.as_secs_f64() * 1e3),
+        frames: r.frames,
+        dropped: r.dropped,
+        preprocess_ms: pct(&r.preprocess),
+        infer_ms: pct(&r.infer),
+        decode_nms_ms: pct(&r.decode),
+        frame_to_sink_ms: pct(&r.latency),
+        cpu_s_per_frame: (r.cpu_s / r.frames.max(1) as f64 * 1e4).round() / 1e4,
+        peak_rss_mb: round1(sys::peak_rss_mb()),
+    };
+    Ok((result, manifest))
+}

@@ -1,0 +1,133 @@
+//! The bench report: what is measured per backend, and the table printed from it.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackendResult {
+    pub backend: String,
+    pub threads: usize,
+    pub load_ms: f64,
+    pub decode_fps: f64,
+    pub ceiling_fps: f64,
+    /// Per-call times of the bare backend on one ready tensor.
+    pub ceiling_ms: Percentiles,
+    pub pipeline_fps: f64,
+    pub pipeline_over_ceiling: f64,
+    /// Pipeline start to the first inferred frame (GStreamer preroll, first decode).
+    pub startup_ms: f64,
+    pub frames: u64,
+    pub dropped: u64,
+    pub preprocess_ms: Percentiles,
+    pub infer_ms: Percentiles,
+    pub decode_nms_ms: Percentiles,
+    pub frame_to_sink_ms: Percentiles,
+    pub cpu_s_per_frame: f64,
+    pub peak_rss_mb: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub model_version: String,
+    pub video: String,
+    pub frames: u64,
+    pub host: String,
+    pub cores: usize,
+    pub results: Vec<BackendResult>,
+}
+
+/// A histogram of microseconds, up to 10 minutes.
+pub(super) fn us_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds")
+}
+
+/// p50/p95/p99 of a microsecond histogram, in milliseconds with two decimals.
+pub(super) fn pct(h: &Histogram<u64>) -> Percentiles {
+    let q = |q: f64| {
+        if h.is_empty() {
+            0.0
+        } else {
+            (h.value_at_quantile(q) as f64 / 10.0).round() / 100.0
+        }
+    };
+    Percentiles {
+        p50: q(0.5),
+        p95: q(0.95),
+        p99: q(0.99),
+    }
+}
+
+pub(super) fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// The report as a fixed-width table, one row per backend.
+pub fn table(r: &Report) -> String {
+    let mut out = format!(
+        "model {} v{} | video {} | {} frames | {} cores {}\n",
+        r.model, r.model_version, r.video, r.frames, r.cores, r.host
+    );
+    out += &format!(
+        "{:<10} {:>3} {:>9} {:>9} {:>8} {:>9} {:>6} {:>8} {:>17} {:>17} {:>17} {:>20} {:>8} {:>8}\n",
+        "backend",
+        "thr",
+        "decode",
+        "ceiling",
+        "ceil p50",
+        "pipeline",
+        "ratio",
+        "start ms",
+        "pre p50/95/99",
+        "infer p50/95/99",
+        "dec+nms p50/95/99",
+        "frame>sink p50/95/99",
+        "cpu s/f",
+        "rss MB"
+    );
+    let p = |p: &Percentiles| format!("{:.2}/{:.2}/{:.2}", p.p50, p.p95, p.p99);
+    for b in &r.results {
+        out += &format!(
+            "{:<10} {:>3} {:>9.1} {:>9.1} {:>8.2} {:>9.1} {:>6.3} {:>8.0} {:>17} {:>17} {:>17} {:>20} {:>8.4} {:>8.1}\n",
+            b.backend,
+            b.threads,
+            b.decode_fps,
+            b.ceiling_fps,
+            b.ceiling_ms.p50,
+            b.pipeline_fps,
+            b.pipeline_over_ceiling,
+            b.startup_ms,
+            p(&b.preprocess_ms),
+            p(&b.infer_ms),
+            p(&b.decode_nms_ms),
+            p(&b.frame_to_sink_ms),
+            b.cpu_s_per_frame,
+            b.peak_rss_mb
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_milliseconds_from_microseconds() {
+        let mut h = us_hist();
+        for us in 1..=1000u64 {
+            h.record(us * 10).expect("in bounds");
+        }
+        let p = pct(&h);
+        assert!((p.p50 - 5.0).abs() < 0.05, "{p:?}");
+        assert!((p.p99 - 9.9).abs() < 0.05, "{p:?}");
+        assert_eq!(pct(&us_hist()).p50, 0.0);
+    }
+}
