@@ -325,8 +325,12 @@ fn hostile_twin_documents_and_secrets() {
     });
     s.unharmed("burst during a load", &[]);
 
-    // 1 MB document: rejected with a reason, nothing else changes.
-    let big = format!("{{\"output\": {{\"name\": \"{}\"}}}}", "x".repeat(1 << 20));
+    // A 1 MB document (the hub simulator's client caps packets at 1 MiB): rejected with a
+    // reason, nothing else changes.
+    let big = format!(
+        "{{\"output\": {{\"name\": \"{}\"}}}}",
+        "x".repeat(1_000_000)
+    );
     let v = s.h.hub.patch_raw(big.as_bytes());
     s.h.hub
         .wait(Duration::from_secs(30), "1 MB document rejected", |st| {

@@ -12,9 +12,6 @@ use crate::engine::backends::ALL_NAMES;
 use crate::pipeline::OutputMode;
 use crate::scene::{LineConfig, SceneConfig, ZoneConfig};
 
-const MAX_URI: usize = 2048;
-const MAX_NAME: usize = 128;
-
 /// The whole runtime config. A patch is merged into the last accepted document (JSON merge
 /// patch, null deletes) and the result is validated as a whole before anything is applied.
 /// Keys starting with '$' (twin metadata) are ignored. Fields the twin leaves unset keep the
@@ -265,63 +262,6 @@ pub fn parse(doc: &serde_json::Value) -> Result<DesiredConfig, Vec<String>> {
     }
 }
 
-/// Names of models, outputs, zones: short, and safe in a path, a topic and a label.
-pub fn check_name(errors: &mut Vec<String>, field: &str, v: &str, max: usize) {
-    if v.is_empty() || v.len() > max {
-        errors.push(format!(
-            "{field} must be 1..{max} characters (got {})",
-            v.len()
-        ));
-    } else if !v
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        || v.starts_with('.')
-    {
-        errors.push(format!(
-            "{field} '{}' may only hold letters, digits, '.', '_' and '-', and may not start with '.'",
-            truncate(v)
-        ));
-    }
-}
-
-pub fn validate(c: &DesiredConfig) -> Vec<String> {
-    let mut e = Vec::new();
-    if let Some(m) = &c.model {
-        validate_model(&mut e, m);
-    }
-    if let Some(s) = &c.source {
-        validate_source(&mut e, s);
-    }
-    if let Some(d) = &c.detection {
-        if let Some(mc) = d.min_confidence {
-            if let Err(msg) = crate::engine::check_min_confidence(mc as f32) {
-                e.push(format!("detection.minConfidence: {msg}"));
-            }
-        }
-        if let Some(cl) = &d.classes {
-            if cl.len() > 256 {
-                e.push(format!(
-                    "detection.classes has {} entries; at most 256",
-                    cl.len()
-                ));
-            }
-            if cl.iter().any(|c| c.is_empty() || c.len() > MAX_NAME) {
-                e.push("detection.classes entries must be 1..128 characters".into());
-            }
-        }
-    }
-    if let Some(n) = c.output.as_ref().and_then(|o| o.name.as_ref()) {
-        check_name(&mut e, "output.name", n, 64);
-    }
-    e.extend(scene(c).validate());
-    if let Some(name) = c.snapshots.as_ref().and_then(|s| s.container.as_ref()) {
-        if let Err(err) = crate::snapshot::ContainerName::parse(name) {
-            e.push(format!("snapshots.container: {err}"));
-        }
-    }
-    e
-}
-
 /// The scene (zones, lines and the event knobs) a config asks for.
 pub fn scene(c: &DesiredConfig) -> SceneConfig {
     let d = SceneConfig::default();
@@ -335,78 +275,6 @@ pub fn scene(c: &DesiredConfig) -> SceneConfig {
     }
 }
 
-fn validate_model(e: &mut Vec<String>, m: &ModelConfig) {
-    if m.name.is_none() && m.uri.is_none() {
-        e.push("model needs a name (bundled model) or a uri".into());
-    }
-    if let Some(n) = &m.name {
-        check_name(e, "model.name", n, MAX_NAME);
-    }
-    if let Some(u) = &m.uri {
-        if u.len() > MAX_URI {
-            e.push(format!(
-                "model.uri is {} characters; at most {MAX_URI}",
-                u.len()
-            ));
-        } else if u.starts_with("https://") {
-            if m.sha256.is_none() {
-                e.push("model.sha256 is required for https:// downloads".into());
-            }
-        } else if !u.starts_with("file://") {
-            e.push(format!(
-                "model.uri '{}' must start with file:// or https://",
-                truncate(&crate::redact::url(u))
-            ));
-        }
-    }
-    if let Some(s) = &m.sha256 {
-        if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-            e.push(format!(
-                "model.sha256 '{}' is not 64 hex digits",
-                truncate(s)
-            ));
-        }
-    }
-    if let Some(b) = &m.backend {
-        if !ALL_NAMES.contains(&b.as_str()) {
-            e.push(format!(
-                "model.backend '{}' is unknown; use one of {}",
-                truncate(b),
-                ALL_NAMES.join(", ")
-            ));
-        }
-    }
-    if let Some(t) = m.threads {
-        if !(1..=64).contains(&t) {
-            e.push(format!("model.threads must be 1..64, got {t}"));
-        }
-    }
-}
-
-fn validate_source(e: &mut Vec<String>, s: &SourceConfig) {
-    if let Some(u) = &s.uri {
-        if u.is_empty() || u.len() > MAX_URI {
-            e.push(format!("source.uri must be 1..{MAX_URI} characters"));
-        }
-    }
-    if let Some(p) = &s.params {
-        if p.len() > 32
-            || p.iter()
-                .any(|(k, v)| k.is_empty() || k.len() > MAX_NAME || v.len() > MAX_URI)
-        {
-            e.push(
-                "source.params: at most 32 entries, keys 1..128 and values up to 2048 characters"
-                    .into(),
-            );
-        }
-    }
-    if let Some(f) = s.max_fps {
-        if !(f > 0.0 && f <= 240.0) {
-            e.push(format!("source.maxFps must be in (0, 240], got {f}"));
-        }
-    }
-}
-
 /// At most 64 characters of a hostile string go into a message.
 pub fn truncate(s: &str) -> String {
     if s.chars().count() > 64 {
@@ -416,6 +284,8 @@ pub fn truncate(s: &str) -> String {
         s.to_string()
     }
 }
+
+pub use super::validate::{check_name, validate};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -19,6 +19,7 @@ pub mod model_fetch;
 pub mod model_load;
 pub mod report;
 mod twin;
+pub mod validate;
 
 use crate::defaults;
 use crate::edgehub::{self, topics, ModuleIdentity};
