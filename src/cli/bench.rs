@@ -377,6 +377,7 @@ fn full_pipeline(
             filter: DetectionFilter::default(),
             max_fps: None,
             source_name: "bench".into(),
+            ..Default::default()
         })),
         Box::new(CountingSink::default()),
         PipelineOptions {

@@ -205,6 +205,7 @@ fn live_settings(c: &DesiredConfig, source: &SourceSpec) -> LiveSettings {
         },
         max_fps: c.source.as_ref().and_then(|s| s.max_fps).map(|f| f as f32),
         source_name: source.name.clone(),
+        ..Default::default()
     }
 }
 
