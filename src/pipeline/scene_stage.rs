@@ -41,6 +41,9 @@ pub struct SceneStage {
     /// Tracks seen at least once at or above the user's threshold: only these reach the
     /// scene (low-score detections only keep tracks alive, ByteTrack's second stage).
     shown: HashSet<String>,
+    /// Tracks that have a snapshot: later, better pictures overwrite the same file (same
+    /// reference) silently, so only the first one sends an `update` (message budget).
+    snapped: HashSet<String>,
     /// Confirmed, shown tracks alive after the last frame: ended at end of stream.
     alive: Vec<String>,
     last_pts: u64,
@@ -58,6 +61,7 @@ impl SceneStage {
             config,
             snapshots,
             shown: HashSet::new(),
+            snapped: HashSet::new(),
             alive: Vec::new(),
             last_pts: 0,
         }
@@ -119,6 +123,9 @@ impl SceneStage {
                 snap.end_track(id);
             }
         }
+        for id in &ended {
+            self.snapped.remove(id);
+        }
         let wanted: Vec<(String, &Detection)> = pairs
             .iter()
             .map(|&(t, d)| (matched[t].id.clone(), &detections[d]))
@@ -147,6 +154,7 @@ impl SceneStage {
         self.tracker.reset();
         self.scene.reset();
         self.shown.clear();
+        self.snapped.clear();
         if let Some(s) = &mut self.snapshots {
             s.reset();
         }
@@ -169,7 +177,9 @@ impl SceneStage {
             match snap.offer(source, id, now, &picture, det) {
                 Ok(Some(r)) => {
                     self.scene.set_snapshot(id, Some(r.reference));
-                    self.scene.snapshot_improved(id);
+                    if self.snapped.insert(id.clone()) {
+                        self.scene.snapshot_improved(id);
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, track = %id, "snapshot not written"),
