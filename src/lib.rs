@@ -15,6 +15,6 @@ pub mod mqtt;
 pub mod pipeline;
 pub mod publish;
 pub mod redact;
+pub mod scene;
 pub mod snapshot;
 pub mod track;
-pub mod scene;

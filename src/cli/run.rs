@@ -136,8 +136,7 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
     };
     edgelens::track::by_name(&args.tracker, edgelens::track::TrackerConfig::default())
         .context("--tracker")?;
-    edgelens::snapshot::ContainerName::parse(&args.blob_container)
-        .context("--blob-container")?;
+    edgelens::snapshot::ContainerName::parse(&args.blob_container).context("--blob-container")?;
     let snapshots = args
         .snapshots
         .as_ref()

@@ -64,7 +64,9 @@ impl std::str::FromStr for OutputMode {
             "frames" => Ok(OutputMode::Frames),
             "events" => Ok(OutputMode::Events),
             "both" => Ok(OutputMode::Both),
-            _ => Err(format!("unknown output mode '{s}'; use frames, events or both")),
+            _ => Err(format!(
+                "unknown output mode '{s}'; use frames, events or both"
+            )),
         }
     }
 }

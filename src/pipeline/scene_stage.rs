@@ -169,7 +169,10 @@ impl SceneStage {
             return;
         }
         let Some(picture) = frame_picture(frame) else {
-            tracing::warn!(frame = frame.seq, "frame buffer does not match its geometry; no snapshot");
+            tracing::warn!(
+                frame = frame.seq,
+                "frame buffer does not match its geometry; no snapshot"
+            );
             return;
         };
         let now = chrono::Utc::now();
@@ -208,7 +211,13 @@ fn ltwh(b: &BBox) -> assign::Ltwh {
 /// A track as the scene sees it: a coasting track's prediction may leave the frame, the
 /// scene wants 0..1.
 fn observation(t: &Track) -> Observation {
-    let c = |v: f32| if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let c = |v: f32| {
+        if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
     let (l, r) = (c(t.bbox.l), c(t.bbox.l + t.bbox.w));
     let (top, b) = (c(t.bbox.t), c(t.bbox.t + t.bbox.h));
     Observation {
@@ -307,9 +316,16 @@ mod tests {
         let id = ids[9].clone().unwrap();
         assert!(ids[2..].iter().all(|i| i.as_deref() == Some(id.as_str())));
         msgs.extend(s.finish());
-        let types: Vec<_> = msgs.iter().filter_map(|m| m.property("eventType")).collect();
+        let types: Vec<_> = msgs
+            .iter()
+            .filter_map(|m| m.property("eventType"))
+            .collect();
         assert_eq!(types.iter().filter(|t| **t == "new").count(), 1);
-        assert_eq!(types.iter().filter(|t| **t == "end").count(), 1, "{types:?}");
+        assert_eq!(
+            types.iter().filter(|t| **t == "end").count(),
+            1,
+            "{types:?}"
+        );
     }
 
     #[test]
