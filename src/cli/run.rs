@@ -265,7 +265,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stats = pipeline.stats.clone();
     let report = pipeline.wait();
     let snap = stats.snapshot();
+    let track_us = stats
+        .histograms
+        .lock()
+        .map(|h| {
+            (
+                h.track.value_at_quantile(0.5),
+                h.track.value_at_quantile(0.99),
+            )
+        })
+        .unwrap_or_default();
     tracing::info!(
+        track_p50_us = track_us.0,
+        track_p99_us = track_us.1,
         frames = snap.frames_in,
         inferred = snap.frames_inferred,
         dropped = snap.dropped,

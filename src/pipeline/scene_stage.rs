@@ -11,7 +11,7 @@ use crate::engine::{BBox, Detection};
 use crate::ingest::Frame;
 use crate::model::ColorOrder;
 use crate::scene::{FrameObservations, Observation, Scene, SceneConfig, SceneMessage};
-use crate::snapshot::Snapshotter;
+use crate::snapshot::{BestSnapshots, Snapshotter};
 use crate::track::{assign, Track, Tracker};
 
 /// Least IoU between a track's filtered box and a detection for the detection to carry the
@@ -38,6 +38,9 @@ pub struct SceneStage {
     /// The config the scene runs; compared by pointer with the live one each frame.
     config: Arc<SceneConfig>,
     snapshots: Option<Snapshotter>,
+    /// The same choice the snapshotter makes, on the same inputs, made first: the picture
+    /// (a copy and a resize, milliseconds) is built only on frames that improve a track.
+    pre: BestSnapshots,
     /// Tracks seen at least once at or above the user's threshold: only these reach the
     /// scene (low-score detections only keep tracks alive, ByteTrack's second stage).
     shown: HashSet<String>,
@@ -60,6 +63,7 @@ impl SceneStage {
             scene: Scene::new((*config).clone()),
             config,
             snapshots,
+            pre: BestSnapshots::new(),
             shown: HashSet::new(),
             snapped: HashSet::new(),
             alive: Vec::new(),
@@ -125,6 +129,7 @@ impl SceneStage {
         }
         for id in &ended {
             self.snapped.remove(id);
+            self.pre.forget(id);
         }
         let wanted: Vec<(String, &Detection)> = pairs
             .iter()
@@ -155,6 +160,7 @@ impl SceneStage {
         self.scene.reset();
         self.shown.clear();
         self.snapped.clear();
+        self.pre.clear();
         if let Some(s) = &mut self.snapshots {
             s.reset();
         }
@@ -165,7 +171,13 @@ impl SceneStage {
         let Some(snap) = &mut self.snapshots else {
             return;
         };
-        if wanted.is_empty() {
+        let (w, h) = picture_size(frame);
+        let pre = &mut self.pre;
+        let better: Vec<&(String, &Detection)> = wanted
+            .iter()
+            .filter(|(id, d)| pre.offer(id, d.confidence, d.bbox, w, h))
+            .collect();
+        if better.is_empty() {
             return;
         }
         let Some(picture) = frame_picture(frame) else {
@@ -176,7 +188,7 @@ impl SceneStage {
             return;
         };
         let now = chrono::Utc::now();
-        for (id, det) in wanted {
+        for (id, det) in better {
             match snap.offer(source, id, now, &picture, det) {
                 Ok(Some(r)) => {
                     self.scene.set_snapshot(id, Some(r.reference));
@@ -233,6 +245,13 @@ fn observation(t: &Track) -> Observation {
     }
 }
 
+/// The snapshot size: the original aspect at [`SNAPSHOT_WIDTH`] (or less, never upscaled).
+fn picture_size(frame: &Frame) -> (u32, u32) {
+    let aspect = frame.height.max(1) as f32 / frame.width.max(1) as f32;
+    let w = SNAPSHOT_WIDTH.min(frame.width.max(1));
+    (w, ((w as f32 * aspect).round() as u32).max(1))
+}
+
 /// The frame's picture (without letterbox borders) at the original aspect, RGB.
 pub fn frame_picture(frame: &Frame) -> Option<RgbImage> {
     let g = frame.geometry;
@@ -243,9 +262,7 @@ pub fn frame_picture(frame: &Frame) -> Option<RgbImage> {
     let (x, y) = (g.content_x.max(0.0) as u32, g.content_y.max(0.0) as u32);
     let (cw, ch) = (g.content_w.max(1.0) as u32, g.content_h.max(1.0) as u32);
     let content = image::imageops::crop_imm(&img, x, y, cw, ch).to_image();
-    let aspect = frame.height.max(1) as f32 / frame.width.max(1) as f32;
-    let w = SNAPSHOT_WIDTH.min(frame.width.max(1));
-    let h = ((w as f32 * aspect).round() as u32).max(1);
+    let (w, h) = picture_size(frame);
     Some(image::imageops::resize(
         &content,
         w,
