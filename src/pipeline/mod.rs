@@ -287,3 +287,26 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_mode_parses_and_serializes_lowercase() {
+        for (s, m) in [
+            ("frames", OutputMode::Frames),
+            ("events", OutputMode::Events),
+            ("both", OutputMode::Both),
+        ] {
+            assert_eq!(s.parse::<OutputMode>(), Ok(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!(s));
+        }
+        assert!("all".parse::<OutputMode>().unwrap_err().contains("frames"));
+        assert_eq!(OutputMode::default(), OutputMode::Events);
+        assert!(OutputMode::Both.frames() && OutputMode::Both.events());
+        assert!(!OutputMode::Frames.events() && !OutputMode::Events.frames());
+        // Hand-built settings keep today's per-frame output.
+        assert_eq!(LiveSettings::default().output_mode, OutputMode::Frames);
+    }
+}
