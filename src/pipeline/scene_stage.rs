@@ -72,9 +72,13 @@ impl SceneStage {
     }
 
     /// Applies a new scene config without losing tracks (zones and lines change live).
+    /// A new `Arc` holding the same config (a twin patch about something else) changes
+    /// nothing, so counts are not reset by unrelated patches.
     pub fn follow_config(&mut self, live: &Arc<SceneConfig>) {
         if !Arc::ptr_eq(live, &self.config) {
-            self.scene.set_config((**live).clone());
+            if **live != *self.config {
+                self.scene.set_config((**live).clone());
+            }
             self.config = live.clone();
         }
     }
