@@ -211,3 +211,72 @@ fn metrics_stay_current_and_monotonic_across_source_restarts() {
     // The clip has 20 frames at 20 fps: after ~5 s the counter must have passed several loops.
     assert!(last > 40, "stale /metrics after a restart: {samples:?}");
 }
+
+/// Issue 11 in module mode: events and counts go to their own outputs with routing
+/// properties, zones apply live from the twin, and a bad zone is rejected with a reason.
+#[test]
+fn module_mode_sends_events_and_counts_and_rejects_bad_zones() {
+    let h = Harness::start(desired(), &[], &["--output-mode", "events"]);
+    h.hub.wait(Duration::from_secs(60), "model ready", |s| {
+        s.reported["model"]["status"] == "ready"
+    });
+    let v = h.hub.patch_desired(json!({
+        "zones": {"walkway": {"polygon": [[0.0, 0.55], [1.0, 0.55], [1.0, 1.0], [0.0, 1.0]], "classes": ["person"], "minFrames": 2}},
+        "lines": {"middle": {"from": [0.5, 0.0], "to": [0.5, 1.0]}},
+        "output": {"countsEverySecs": 5}
+    }));
+    h.hub.wait(Duration::from_secs(20), "zones applied", |s| {
+        s.reported["appliedVersion"] == v
+    });
+    h.hub.wait(
+        Duration::from_secs(90),
+        "new, zone and counts messages",
+        |s| {
+            let on = |out: &'static str| {
+                let tag = format!("%24.on={out}&");
+                s.telemetry
+                    .iter()
+                    .filter(move |(t, _, _)| t.contains(&tag))
+                    .collect::<Vec<_>>()
+            };
+            on("events")
+                .iter()
+                .any(|(t, _, _)| t.contains("eventType=new"))
+                && on("events")
+                    .iter()
+                    .any(|(_, b, _)| b.to_string().contains("zoneEntered"))
+                && !on("counts").is_empty()
+        },
+    );
+    {
+        let st = h.hub.state.lock().expect("lock");
+        assert!(
+            st.telemetry
+                .iter()
+                .all(|(t, _, _)| !t.contains("%24.on=detections&")),
+            "events mode sent per-frame messages"
+        );
+        let new = st
+            .telemetry
+            .iter()
+            .find(|(t, _, _)| t.contains("eventType=new"))
+            .expect("a new event");
+        assert!(new.0.contains("label=person"), "{}", new.0);
+        let entity = &new.1["inferences"][0]["entity"];
+        assert!(
+            entity["id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{}",
+            new.1
+        );
+    }
+    let bad = h
+        .hub
+        .patch_desired(json!({"zones": {"x": {"polygon": [[0.1, 0.1], [2.0, 0.1]]}}}));
+    h.hub
+        .wait(Duration::from_secs(20), "bad zone rejected", |s| {
+            s.reported["lastDesired"]["version"] == bad
+                && s.reported["lastDesired"]["status"] == "rejected"
+        });
+    let reason = h.hub.reported()["lastDesired"]["reason"].to_string();
+    assert!(reason.contains("zones.x"), "{reason}");
+}

@@ -162,6 +162,9 @@ fn mqtt_sink_delivers_every_message_to_mosquitto() {
             "off",
             "--topic",
             "edgelens/test",
+            // Frame messages on the topic itself (--mqtt defaults to events).
+            "--output-mode",
+            "frames",
             "--mqtt",
         ])
         .arg(format!("mqtt://127.0.0.1:{}", broker.port))
@@ -208,6 +211,9 @@ fn sigterm_exits_within_5s_and_flushes_queued_messages() {
             "--realtime",
             "--topic",
             "edgelens/term",
+            // Frame messages on the topic itself (--mqtt defaults to events).
+            "--output-mode",
+            "frames",
             "--mqtt",
         ])
         .arg(format!("mqtt://127.0.0.1:{}", broker.port))

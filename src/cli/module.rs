@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use edgelens::control::config::{DesiredConfig, DetectionConfig, ModelConfig, SourceConfig};
+use edgelens::control::config::{
+    DesiredConfig, DetectionConfig, ModelConfig, OutputConfig, SnapshotsConfig, SourceConfig,
+};
 use edgelens::control::{self, ModuleOptions};
+use edgelens::pipeline::OutputMode;
 
 use super::run::RunArgs;
 
@@ -25,7 +28,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         !args.source.live,
         "--live only applies to --pipeline and is not available in module mode"
     );
-    let (initial, models_dir) = initial_config(&args);
+    let scene_args = super::run::scene_args(&args)?;
+    let (mut initial, models_dir) = initial_config(&args);
+    // The command line's scene is the base the twin overrides, like every other field.
+    let scene = &scene_args.scene;
+    initial.output = Some(OutputConfig {
+        mode: Some(args.output_mode.unwrap_or(OutputMode::Events)),
+        ..Default::default()
+    });
+    initial.zones = (!scene.zones.is_empty()).then(|| scene.zones.clone());
+    initial.lines = (!scene.lines.is_empty()).then(|| scene.lines.clone());
+    initial.snapshots = Some(SnapshotsConfig {
+        container: Some(args.blob_container.clone()),
+    });
     let errors = control::config::validate(&initial);
     anyhow::ensure!(errors.is_empty(), "{}", errors.join("; "));
     let metrics = super::run::metrics_addr(&args.metrics_addr)?;
@@ -50,6 +65,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             presets_dir: args.source.presets.clone(),
             metrics,
             realtime: args.source.realtime,
+            tracker: args.tracker.clone(),
+            snapshots: scene_args.snapshots.map(|s| s.root),
         },
         stop,
     )?;

@@ -13,7 +13,7 @@ use clap::Args;
 use edgelens::engine::{DetectionFilter, Engine, EngineOptions};
 use edgelens::ingest::{self, IngestConfig, Mode};
 use edgelens::mqtt::QueueLimits;
-use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions};
+use edgelens::pipeline::{LiveSettings, OutputMode, Pipeline, PipelineOptions};
 use edgelens::publish::{session::SessionSink, stdout::StdoutSink, Sink};
 
 #[derive(Debug, Args, Clone)]
@@ -103,6 +103,61 @@ pub struct RunArgs {
     /// Never enter module mode, even when IoT Edge variables are present.
     #[arg(long)]
     pub no_module: bool,
+    /// What to publish: frames (a message per frame with detections), events (track events
+    /// and counts), or both. Default: frames on stdout, events with --mqtt and in module mode.
+    #[arg(long)]
+    pub output_mode: Option<OutputMode>,
+    /// Zones and lines (JSON, the twin's schema), e.g. {"zones": {"door": {"polygon": ...}}}.
+    #[arg(long)]
+    pub zones: Option<PathBuf>,
+    /// Write each track's best snapshot as JPEG under this folder.
+    #[arg(long)]
+    pub snapshots: Option<PathBuf>,
+    /// Tracker: bytetrack (default), sort or iou.
+    #[arg(long, default_value = edgelens::defaults::TRACKER)]
+    pub tracker: String,
+    /// Blob container for snapshot uploads (used when EDGELENS_BLOB_CONNECTION_STRING is set).
+    #[arg(long, default_value = edgelens::defaults::SNAPSHOT_CONTAINER)]
+    pub blob_container: String,
+}
+
+/// The CLI's scene settings: output mode (defaulted), zones, tracker and snapshots, checked
+/// before anything starts.
+pub struct SceneArgs {
+    pub output_mode: OutputMode,
+    pub scene: edgelens::scene::SceneConfig,
+    pub snapshots: Option<edgelens::snapshot::SnapshotSettings>,
+}
+
+/// Stdout defaults to frames (a person reading `make run` sees every detection at once);
+/// a broker defaults to events, what a hub's daily quota allows.
+pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
+    let output_mode = args.output_mode.unwrap_or(if args.mqtt.is_some() {
+        OutputMode::Events
+    } else {
+        OutputMode::Frames
+    });
+    let scene = match &args.zones {
+        Some(p) => edgelens::scene::SceneConfig::load(p).context("--zones")?,
+        None => edgelens::scene::SceneConfig::default(),
+    };
+    edgelens::track::by_name(&args.tracker, edgelens::track::TrackerConfig::default())
+        .context("--tracker")?;
+    edgelens::snapshot::ContainerName::parse(&args.blob_container).context("--blob-container")?;
+    let snapshots = args
+        .snapshots
+        .as_ref()
+        .map(|root| edgelens::snapshot::SnapshotSettings {
+            root: root.clone(),
+            retention: edgelens::snapshot::Retention::default(),
+            crop: false,
+            container: args.blob_container.clone(),
+        });
+    Ok(SceneArgs {
+        output_mode,
+        scene,
+        snapshots,
+    })
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -160,6 +215,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = args.max_fps {
         anyhow::ensure!(f > 0.0, "--max-fps must be > 0, got {f}");
     }
+    let scene = scene_args(&args)?;
     let spec = resolve_source(&args.source)?;
     let engine = load_engine(&args.model)?;
     let mut config = IngestConfig::for_model(spec.clone(), engine.input_spec());
@@ -182,14 +238,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         max_fps: args.max_fps,
         source_name: args.name.clone().unwrap_or_else(|| spec.name.clone()),
-        ..Default::default()
+        output_mode: scene.output_mode,
+        scene: Arc::new(scene.scene),
     }));
     let pipeline = Pipeline::start(
         config,
         Arc::new(ArcSwap::from_pointee(engine)),
         settings,
         sink,
-        PipelineOptions::default(),
+        PipelineOptions {
+            tracker_name: args.tracker.clone(),
+            snapshots: scene.snapshots,
+            ..Default::default()
+        },
     )?;
     if let Some(addr) = metrics_addr(&args.metrics_addr)? {
         let stats = pipeline.stats.clone();
@@ -211,7 +272,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stats = pipeline.stats.clone();
     let report = pipeline.wait();
     let snap = stats.snapshot();
+    let track_us = stats
+        .histograms
+        .lock()
+        .map(|h| {
+            (
+                h.track.value_at_quantile(0.5),
+                h.track.value_at_quantile(0.99),
+            )
+        })
+        .unwrap_or_default();
     tracing::info!(
+        track_p50_us = track_us.0,
+        track_p99_us = track_us.1,
         frames = snap.frames_in,
         inferred = snap.frames_inferred,
         dropped = snap.dropped,

@@ -27,6 +27,7 @@ use crate::engine::{DetectionFilter, Engine};
 use crate::ingest::{self, IngestConfig, SourceSpec};
 use crate::mqtt::{ControlKind, QueueLimits, Session};
 use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions, Stats};
+use crate::snapshot::SnapshotSettings;
 use config::{DesiredConfig, ModelConfig};
 use model_fetch::{FetchSettings, Fetcher};
 use model_load::{Loader, ModelStatus};
@@ -62,6 +63,10 @@ pub struct ModuleOptions {
     pub metrics: Option<std::net::SocketAddr>,
     /// Pace file sources at their frame rate, like a camera.
     pub realtime: bool,
+    /// Tracker registry name.
+    pub tracker: String,
+    /// `--snapshots DIR`: best snapshots per track go here (and to the twin's container).
+    pub snapshots: Option<PathBuf>,
 }
 
 /// The twin GET in flight, and when to try again if it fails.
@@ -288,8 +293,21 @@ impl Module {
             self.identity.clone(),
             self.output.clone(),
         );
+        let container = self
+            .applied
+            .snapshots
+            .as_ref()
+            .and_then(|s| s.container.clone())
+            .unwrap_or_else(|| defaults::SNAPSHOT_CONTAINER.to_string());
         let options = PipelineOptions {
             stats: Some(self.stats.clone()),
+            tracker_name: self.opts.tracker.clone(),
+            snapshots: self.opts.snapshots.as_ref().map(|root| SnapshotSettings {
+                root: root.clone(),
+                retention: Default::default(),
+                crop: false,
+                container,
+            }),
             ..PipelineOptions::default()
         };
         let p = Pipeline::start(

@@ -75,12 +75,10 @@ pub fn output_sink(
         "edgehub",
         session,
         Box::new(move |msg| {
-            topics::output(
-                &identity.device,
-                &identity.module,
-                &output.load(),
-                &msg.properties,
-            )
+            let live = output.load();
+            // Scene messages name their own output (`events`, `counts`).
+            let name = msg.output.as_deref().unwrap_or(live.as_str());
+            topics::output(&identity.device, &identity.module, name, &msg.properties)
         }),
     )
 }

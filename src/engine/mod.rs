@@ -212,6 +212,11 @@ impl Engine {
         &self.model
     }
 
+    /// The manifest's confidence threshold (what applies when the user sets none).
+    pub fn min_confidence(&self) -> f32 {
+        self.thresholds.min_confidence
+    }
+
     pub fn backend_name(&self) -> &str {
         &self.backend_name
     }

@@ -1,4 +1,5 @@
-//! The inference stage, read top to bottom: frame -> engine -> (tracker) -> message -> sink.
+//! The inference stage, read top to bottom: frame -> engine -> tracker -> frames message ->
+//! scene -> snapshots -> sink (frames and/or scene messages, per `output_mode`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -8,11 +9,21 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::rate::RateLimit;
+use super::scene_stage::SceneStage;
 use super::{EngineSlot, FrameObserver, LiveSettings, Stats};
-use crate::engine::{Detection, Engine, StageTimes};
+use crate::engine::{Detection, DetectionFilter, Engine, StageTimes};
 use crate::ingest::{Frame, ScaleTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
 use crate::publish::OutMessage;
+use crate::scene::SceneMessage;
+
+/// The tracking stage and the score its tracker wants detections down to.
+pub(super) struct Tracking {
+    pub scene: SceneStage,
+    /// The engine runs at min(user threshold, this) so ByteTrack gets its low-score
+    /// detections; users see only those at or above their threshold.
+    pub low_score: f32,
+}
 
 /// A message on its way to the sink, with the time its frame arrived (for latency).
 pub(super) struct Envelope {
@@ -35,18 +46,28 @@ pub(super) struct InferLoop {
     pub frames: Receiver<Frame>,
     pub messages: Sender<Envelope>,
     pub shared: Shared,
+    tracking: Tracking,
     rate: RateLimit,
     model: Option<(String, String)>,
+    /// The labels the tracks were made with: a swap to other labels starts over.
+    labels: Option<Vec<String>>,
 }
 
 impl InferLoop {
-    pub fn new(frames: Receiver<Frame>, messages: Sender<Envelope>, shared: Shared) -> Self {
+    pub fn new(
+        frames: Receiver<Frame>,
+        messages: Sender<Envelope>,
+        tracking: Tracking,
+        shared: Shared,
+    ) -> Self {
         InferLoop {
             frames,
             messages,
             shared,
+            tracking,
             rate: RateLimit::default(),
             model: None,
+            labels: None,
         }
     }
 
@@ -62,20 +83,107 @@ impl InferLoop {
                 continue;
             }
             let engine = self.engine_for_frame();
-            let Some((detections, times)) = self.detect(&engine, &frame, &live) else {
+            if !self.reset_on_new_labels(&engine, &live, frame.received) {
+                break;
+            }
+            let min_score = live
+                .filter
+                .min_confidence
+                .unwrap_or_else(|| engine.min_confidence());
+            let Some((detections, times)) = self.detect(&engine, &frame, &live, min_score) else {
                 continue;
             };
-            let msg = self.message(&engine, &frame, &live, &detections);
+            let t0 = Instant::now();
+            self.tracking.scene.follow_config(&live.scene);
+            let pts = pts_ms(&frame);
+            let result =
+                self.tracking
+                    .scene
+                    .frame(&frame, pts, &detections, min_score, &live.source_name);
+            self.shared.stats.record_track(t0.elapsed());
+            let visible: Vec<Detection> = detections
+                .into_iter()
+                .filter(|d| d.confidence >= min_score)
+                .collect();
+            let mut msg = self.message(&engine, &frame, &live, &visible);
+            for (inf, id) in msg.inferences.iter_mut().zip(result.ids) {
+                inf.entity.id = id;
+            }
             if let Some(obs) = &self.shared.observer {
                 obs(&msg, &times);
             }
             if let Ok(mut l) = self.shared.latest.lock() {
                 *l = Some(msg.clone());
             }
-            if !self.publish(&msg, &engine, &live, frame.received) {
+            if live.output_mode.frames() && !self.publish(&msg, &engine, &live, frame.received) {
+                break;
+            }
+            if !self.publish_scene(result.messages, &engine, &live, frame.received) {
                 break;
             }
         }
+        // End of stream (or stop): every live track ends, so `new` and `end` pair up.
+        let ends = self.tracking.scene.finish();
+        let live = self.shared.settings.load_full();
+        let engine = self.shared.engine.load_full();
+        self.publish_scene(ends, &engine, &live, Instant::now());
+    }
+
+    /// A model whose labels differ makes old tracks meaningless: end them, start over.
+    /// False when the sink has gone away.
+    fn reset_on_new_labels(&mut self, engine: &Engine, live: &LiveSettings, at: Instant) -> bool {
+        let labels = &engine.model().labels;
+        match &self.labels {
+            Some(old) if old == labels => true,
+            None => {
+                self.labels = Some(labels.clone());
+                true
+            }
+            Some(_) => {
+                tracing::info!("model labels changed: tracks start over");
+                self.labels = Some(labels.clone());
+                let ends = self.tracking.scene.finish();
+                self.publish_scene(ends, engine, live, at)
+            }
+        }
+    }
+
+    /// Scene messages go out only in `events`/`both` mode, on their own outputs.
+    fn publish_scene(
+        &self,
+        messages: Vec<SceneMessage>,
+        engine: &Engine,
+        live: &LiveSettings,
+        received: Instant,
+    ) -> bool {
+        if !live.output_mode.events() {
+            return true;
+        }
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        for mut m in messages {
+            m.stamp(&live.source_name, &now);
+            let body = match m.to_json() {
+                Ok(b) => b.into_bytes(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serialize scene message");
+                    continue;
+                }
+            };
+            let mut properties = m.properties;
+            properties.push(("source".into(), live.source_name.clone()));
+            properties.push(("model".into(), engine.model().manifest.name.clone()));
+            let out = OutMessage {
+                body,
+                properties,
+                output: Some(m.output.to_string()),
+            };
+            if self.messages.send(Envelope { out, received }).is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     fn next_frame(&self) -> Option<Frame> {
@@ -112,8 +220,13 @@ impl InferLoop {
         engine: &Engine,
         frame: &Frame,
         live: &LiveSettings,
+        min_score: f32,
     ) -> Option<(Vec<Detection>, StageTimes)> {
-        match engine.detect_frame(frame, &live.filter) {
+        let filter = DetectionFilter {
+            min_confidence: Some(min_score.min(self.tracking.low_score)),
+            classes: live.filter.classes.clone(),
+        };
+        match engine.detect_frame(frame, &filter) {
             Ok((dets, times)) => {
                 let m = &engine.model().manifest;
                 self.shared
@@ -181,6 +294,7 @@ impl InferLoop {
                 ("model".into(), m.name.clone()),
                 ("modelVersion".into(), m.version.clone()),
             ],
+            output: None,
         };
         self.messages.send(Envelope { out, received }).is_ok()
     }

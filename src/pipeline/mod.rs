@@ -14,6 +14,7 @@ pub mod stats;
 
 mod infer;
 mod rate;
+pub mod scene_stage;
 
 use crate::defaults;
 use crate::engine::{DetectionFilter, Engine, StageTimes};
@@ -23,7 +24,7 @@ use crate::publish::Sink;
 use infer::{Envelope, InferLoop, Shared};
 pub use stats::{Stats, StatsSnapshot};
 
-/// What goes out: one message per frame with detections, per-track events and counts, or both.
+/// What the pipeline publishes: per-frame detections, scene events and counts, or both.
 #[derive(
     Debug,
     Clone,
@@ -37,22 +38,64 @@ pub use stats::{Stats, StatsSnapshot};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum OutputMode {
+    /// One message per frame with detections (AVA schema, `entity.id` = track id).
     Frames,
+    /// Track events (`new`/`update`/`end`) and counts only: what fits a hub's quota.
     #[default]
     Events,
     Both,
 }
 
+impl OutputMode {
+    pub fn frames(self) -> bool {
+        matches!(self, OutputMode::Frames | OutputMode::Both)
+    }
+
+    pub fn events(self) -> bool {
+        matches!(self, OutputMode::Events | OutputMode::Both)
+    }
+}
+
+impl std::str::FromStr for OutputMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "frames" => Ok(OutputMode::Frames),
+            "events" => Ok(OutputMode::Events),
+            "both" => Ok(OutputMode::Both),
+            _ => Err(format!(
+                "unknown output mode '{s}'; use frames, events or both"
+            )),
+        }
+    }
+}
+
 /// Settings that change live without touching the model (twin `detection`, `source.maxFps`,
-/// `output`, `zones`, `lines`).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `output.mode`, zones and lines).
+#[derive(Debug, Clone, PartialEq)]
 pub struct LiveSettings {
     pub filter: DetectionFilter,
     pub max_fps: Option<f32>,
     /// Extra message properties (EdgeHub routes filter on them).
     pub source_name: String,
     pub output_mode: OutputMode,
+    /// Zones, lines and event knobs; a new `Arc` (pointer compare) applies them live.
     pub scene: Arc<crate::scene::SceneConfig>,
+}
+
+/// `Default` keeps today's per-frame output (`Frames`), unlike [`OutputMode::default`]:
+/// tests and tools that build settings by hand expect frame messages.
+impl Default for LiveSettings {
+    fn default() -> Self {
+        LiveSettings {
+            filter: DetectionFilter::default(),
+            max_fps: None,
+            source_name: String::new(),
+            output_mode: OutputMode::Frames,
+            scene: Arc::new(crate::scene::SceneConfig::default()),
+        }
+    }
 }
 
 pub type EngineSlot = Arc<ArcSwap<Engine>>;
@@ -79,6 +122,11 @@ pub struct PipelineOptions {
     /// Counters to continue (module mode keeps one set across source restarts, so
     /// /metrics stays current and monotonic); `None` starts fresh ones.
     pub stats: Option<Arc<Stats>>,
+    /// Tracker by registry name (`track::names()`), and its tuning.
+    pub tracker_name: String,
+    pub tracker: crate::track::TrackerConfig,
+    /// Where best snapshots go; `None`: no snapshots.
+    pub snapshots: Option<crate::snapshot::SnapshotSettings>,
 }
 
 impl Default for PipelineOptions {
@@ -89,6 +137,9 @@ impl Default for PipelineOptions {
             flush_timeout: defaults::FLUSH_TIMEOUT,
             observer: None,
             stats: None,
+            tracker_name: defaults::TRACKER.to_string(),
+            tracker: crate::track::TrackerConfig::default(),
+            snapshots: None,
         }
     }
 }
@@ -121,6 +172,17 @@ impl Pipeline {
             let m = &e.model().manifest;
             stats.set_model(&m.name, &m.version, e.backend_name());
         }
+        // A bad tracker or snapshot folder fails the start, before any thread runs.
+        let tracker = crate::track::by_name(&options.tracker_name, options.tracker.clone())
+            .map_err(|e| IngestError::Init(e.to_string()))?;
+        let snapshots = match &options.snapshots {
+            Some(s) => Some(
+                crate::snapshot::Snapshotter::open(s)
+                    .map_err(|e| IngestError::Init(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let low_score = options.tracker.low_score;
         let target = ingest_config.target.clone();
         let (frame_queue, frame_rx) = FrameQueue::bounded(options.frame_queue);
         let (msg_tx, msg_rx) = bounded::<Envelope>(options.message_queue.max(1));
@@ -138,9 +200,11 @@ impl Pipeline {
             })
             .map_err(|e| IngestError::Init(e.to_string()))?;
 
+        let scene = scene_stage::SceneStage::new(tracker, settings.load().scene.clone(), snapshots);
         let infer = InferLoop::new(
             frame_rx,
             msg_tx,
+            infer::Tracking { scene, low_score },
             Shared {
                 engine,
                 settings,
@@ -221,5 +285,28 @@ impl Pipeline {
             ingest,
             undelivered,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_mode_parses_and_serializes_lowercase() {
+        for (s, m) in [
+            ("frames", OutputMode::Frames),
+            ("events", OutputMode::Events),
+            ("both", OutputMode::Both),
+        ] {
+            assert_eq!(s.parse::<OutputMode>(), Ok(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!(s));
+        }
+        assert!("all".parse::<OutputMode>().unwrap_err().contains("frames"));
+        assert_eq!(OutputMode::default(), OutputMode::Events);
+        assert!(OutputMode::Both.frames() && OutputMode::Both.events());
+        assert!(!OutputMode::Frames.events() && !OutputMode::Events.frames());
+        // Hand-built settings keep today's per-frame output.
+        assert_eq!(LiveSettings::default().output_mode, OutputMode::Frames);
     }
 }

@@ -17,6 +17,8 @@ pub struct StageHistograms {
     pub preprocess: Histogram<u64>,
     pub infer: Histogram<u64>,
     pub decode: Histogram<u64>,
+    /// Tracker, scene and snapshots per frame.
+    pub track: Histogram<u64>,
     pub latency: Histogram<u64>,
 }
 
@@ -30,6 +32,7 @@ impl StageHistograms {
             preprocess: h(),
             infer: h(),
             decode: h(),
+            track: h(),
             latency: h(),
         }
     }
@@ -134,6 +137,13 @@ impl Stats {
             prom_failed,
             prom_dropped_msgs,
         })
+    }
+
+    /// Time the tracking stage (tracker, scene, snapshots) took on one frame.
+    pub fn record_track(&self, d: Duration) {
+        let _ = lock(&self.histograms)
+            .track
+            .record((d.as_micros() as u64).max(1));
     }
 
     pub fn record_inference(&self, model: &str, backend: &str, times: &crate::engine::StageTimes) {

@@ -13,6 +13,9 @@ pub mod stdout;
 pub struct OutMessage {
     pub body: Vec<u8>,
     pub properties: Vec<(String, String)>,
+    /// `None`: the default (live) output; `Some("events")`/`Some("counts")`: scene messages.
+    /// EdgeHub publishes on that output, plain MQTT on `<topic>/<output>`, stdout ignores it.
+    pub output: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,8 @@ impl SessionSink {
         }
     }
 
-    /// The plain `--mqtt mqtt://host:port --topic T` sink: every message on one topic.
+    /// The plain `--mqtt mqtt://host:port --topic T` sink: frame messages on `T`, scene
+    /// messages on `T/events` and `T/counts`.
     pub fn plain_mqtt(
         url: &str,
         topic: &str,
@@ -42,7 +43,10 @@ impl SessionSink {
         Ok(SessionSink::new(
             "mqtt",
             Session::start(config, None)?,
-            Box::new(move |_| topic.clone()),
+            Box::new(move |m| match &m.output {
+                Some(o) => format!("{topic}/{o}"),
+                None => topic.clone(),
+            }),
         ))
     }
 }

@@ -489,6 +489,8 @@ impl Module {
             ("--metrics-addr", "off".into()),
             ("--source", super::sample_video()),
             ("--model", super::model("ssdlite-person")),
+            // Per-frame telemetry is what most harness tests count; events have their own.
+            ("--output-mode", "frames".into()),
         ];
         for (flag, value) in defaults {
             if !args.contains(&flag) {
