@@ -21,12 +21,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!((&again.name, &again.file), (&m.name, &m.file));
         assert_eq!(again.input.shape(), m.input.shape());
     }
-    if let Ok(decoder) = decoders::build(&m.decoder, &m.input) {
+    if let Ok((decoder, th)) = decoders::build(&m.decoder, &m.input) {
         let _ = decoder.outputs();
-        let _ = (
-            decoder.nms_iou(),
-            decoder.min_confidence(),
-            decoder.max_detections(),
-        );
+        // Thresholds that build are checked ones: in range, never NaN.
+        assert!((0.0..=1.0).contains(&th.min_confidence));
+        assert!(th.nms_iou.is_none_or(|v| (0.0..=1.0).contains(&v)));
+        assert!(th.max_detections >= 1);
     }
 });

@@ -102,6 +102,8 @@ struct Module {
     rid: u64,
     twin_get: TwinGet,
     restart_source_at: Option<Instant>,
+    /// When to return freed heap to the OS after a model swap.
+    trim_at: Option<Instant>,
 }
 
 /// Runs the module until `stop` is set (SIGTERM).
@@ -155,6 +157,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         rid: 0,
         twin_get: TwinGet::default(),
         restart_source_at: None,
+        trim_at: None,
     };
     module.start_pipeline()?;
     if let Some(addr) = module.opts.metrics {
@@ -177,6 +180,10 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         }
         module.supervise_source();
         module.supervise_twin_get();
+        if module.trim_at.is_some_and(|t| Instant::now() >= t) {
+            module.trim_at = None;
+            release_freed_memory();
+        }
     }
     tracing::info!("stopping: flushing queued messages");
     if let Some(p) = module.pipeline.take() {
@@ -206,6 +213,17 @@ fn fetcher(opts: &ModuleOptions, in_use: model_fetch::InUse) -> Fetcher {
             ..FetchSettings::default()
         },
     )
+}
+
+/// A model swap frees hundreds of MB in large blocks that glibc keeps in its arenas, so RSS
+/// would grow with every swap; hand them back.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers.
+        let released = unsafe { libc::malloc_trim(0) };
+        tracing::debug!(released, "heap trimmed after a model swap");
+    }
 }
 
 fn resolve_source(c: &DesiredConfig, opts: &ModuleOptions) -> Result<SourceSpec, ControlError> {

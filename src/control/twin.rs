@@ -227,6 +227,8 @@ impl Module {
                 }
                 // The swap: the inference thread picks it up at its next frame.
                 self.engine.store(Arc::new(engine));
+                // Give the old engine's memory back once the inference thread has let go.
+                self.trim_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(3));
                 self.serving = done.config;
             }
             Err(reason) => {

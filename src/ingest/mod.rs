@@ -44,6 +44,8 @@ pub enum IngestError {
         "GStreamer element '{element}' is not available; install its plugin (run `make deps`)"
     )]
     NoElement { element: String },
+    #[error("source {what} holds a control character (NUL, newline, ...): remove it")]
+    ControlCharacter { what: String },
     #[error("invalid preset file {path}: {message}")]
     BadPreset { path: PathBuf, message: String },
     #[error("GStreamer is not usable: {0}; run `make deps` to install it")]
@@ -114,6 +116,17 @@ pub fn resolve(
     overrides: &BTreeMap<String, String>,
     presets_dir: Option<&Path>,
 ) -> Result<SourceSpec, IngestError> {
+    // GStreamer takes C strings: a NUL would cut a value (or trip glib's checks), and no
+    // URI, path or property value needs control characters.
+    let bad = |v: &str| v.chars().any(char::is_control);
+    if bad(source) {
+        return Err(IngestError::ControlCharacter { what: "uri".into() });
+    }
+    if let Some((k, _)) = overrides.iter().find(|(k, v)| bad(k) || bad(v)) {
+        return Err(IngestError::ControlCharacter {
+            what: format!("parameter '{}'", k.escape_debug()),
+        });
+    }
     let all = presets(presets_dir)?;
     let mut params = overrides.clone();
     let lower = source.to_ascii_lowercase();
@@ -266,6 +279,16 @@ mod tests {
 
     /// Found by the source_resolve fuzz target: the display name kept the password's tail
     /// after its '@', and a URL that is not rtsp:// came back whole in "not found".
+    #[test]
+    fn control_characters_are_refused_before_gstreamer_sees_them() {
+        // Found by the source_resolve fuzz target: a NUL tripped glib's C-string check.
+        let none = BTreeMap::new();
+        let e = resolve("rtsp://u%%%%\0", &none, None).unwrap_err();
+        assert!(e.to_string().contains("control character"), "{e}");
+        let params = BTreeMap::from([("latency_ms".to_string(), "1\n2".to_string())]);
+        assert!(resolve("rtsp://127.0.0.1:1/x", &params, None).is_err());
+    }
+
     #[test]
     fn credentials_stay_out_of_names_and_errors() {
         let none = BTreeMap::new();
