@@ -143,15 +143,7 @@ mod tests {
         BTreeMap::from([("gate".to_string(), l)])
     }
 
-    /// Binary-exact sizes, so a foot meant to be on an edge is exactly on it.
-    fn foot(x: f32, y: f32) -> BBox {
-        BBox {
-            l: x - 0.0625,
-            t: y - 0.25,
-            w: 0.125,
-            h: 0.25,
-        }
-    }
+    use crate::scene::testutil::foot;
 
     fn walk(l: &mut Lines, track: &str, label: &str, ys: &[f32]) -> Vec<Direction> {
         ys.iter()

@@ -150,3 +150,19 @@ impl Scene {
         self.events.len()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::engine::BBox;
+
+    /// A box whose bottom centre is (x, y); binary-exact sizes, so a foot meant to be on an
+    /// edge is exactly on it.
+    pub fn foot(x: f32, y: f32) -> BBox {
+        BBox {
+            l: x - 0.0625,
+            t: y - 0.25,
+            w: 0.125,
+            h: 0.25,
+        }
+    }
+}

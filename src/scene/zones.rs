@@ -199,15 +199,7 @@ mod tests {
         BTreeMap::from([("z".to_string(), z)])
     }
 
-    /// A box whose bottom centre is (x, y).
-    fn foot(x: f32, y: f32) -> BBox {
-        BBox {
-            l: x - 0.0625,
-            t: y - 0.25,
-            w: 0.125,
-            h: 0.25,
-        }
-    }
+    use crate::scene::testutil::foot;
 
     const IN: BBox = BBox {
         l: 0.45,
