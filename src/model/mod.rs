@@ -149,8 +149,8 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Parses `model.toml` text and runs the checks that need no files, as `Model::load`
-    /// does before it looks at the folder. Pure, so a fuzz target drives it.
+    /// Parses `model.toml` text and runs the checks that need no files; `Model::load` calls
+    /// it before it looks at the folder. Pure, so a fuzz target drives it.
     pub fn parse(text: &str) -> Result<Manifest, String> {
         let manifest: Manifest = toml::from_str(text).map_err(|e| e.message().to_string())?;
         if manifest.input.width == 0 || manifest.input.height == 0 {
@@ -199,22 +199,11 @@ impl Model {
             return Err(ModelError::ManifestMissing(manifest_path));
         }
         let text = read_bounded(&manifest_path, MAX_MANIFEST_BYTES)?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Invalid {
-            path: manifest_path.clone(),
-            message: e.message().to_string(),
-        })?;
         let invalid = |message: String| ModelError::Invalid {
             path: manifest_path.clone(),
             message,
         };
-        if manifest.input.width == 0 || manifest.input.height == 0 {
-            return Err(invalid("input width and height must be > 0".into()));
-        }
-        if let Some(std) = manifest.input.std {
-            if std.contains(&0.0) {
-                return Err(invalid("input std must not contain 0".into()));
-            }
-        }
+        let manifest = Manifest::parse(&text).map_err(invalid)?;
         let root = dir.canonicalize().map_err(|source| ModelError::Io {
             path: dir.to_path_buf(),
             source,
