@@ -59,9 +59,7 @@ impl InferenceMessage {
         detections: &[Detection],
     ) -> InferenceMessage {
         InferenceMessage {
-            timestamp: chrono::Utc::now()
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string(),
+            timestamp: now_iso(),
             source: source.to_string(),
             frame,
             model,
@@ -88,6 +86,13 @@ impl InferenceMessage {
                 .collect(),
         }
     }
+}
+
+/// Wall-clock time as every message and reported property writes it (UTC, milliseconds).
+pub fn now_iso() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 fn round(x: f32, digits: i32) -> f32 {

@@ -8,11 +8,7 @@ use super::model_load::ModelStatus;
 use crate::mqtt::SessionStats;
 use crate::pipeline::StatsSnapshot;
 
-pub fn now_iso() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}
+pub use crate::message::now_iso;
 
 /// `lastDesired`: the outcome of the last desired document, applied or rejected.
 pub fn last_desired(version: Option<i64>, rejected: Option<&str>) -> Value {

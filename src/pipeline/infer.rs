@@ -159,9 +159,7 @@ impl InferLoop {
         if !live.output_mode.events() {
             return true;
         }
-        let now = chrono::Utc::now()
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+        let now = crate::message::now_iso();
         for mut m in messages {
             m.stamp(&live.source_name, &now);
             let body = match m.to_json() {
