@@ -5,6 +5,7 @@
 #   ONNX Runtime          - the `onnxruntime` PyPI wheel  -> .deps/onnxruntime/
 #   TensorFlow C API      - the `tensorflow-cpu` PyPI wheel -> .deps/tensorflow/
 #   motmetrics venv       - PyPI, full lock in scripts/tracking/ -> .deps/tracking-venv/
+#   OpenCV+ORT venv       - PyPI, full lock in scripts/pybench/ -> .deps/pybench-venv/
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -117,6 +118,9 @@ fi
 # Python venv for the tracker evaluation (scripts/eval_tracking.py): motmetrics and its bundled
 # MOT15 ground truth, from a full lock.
 "$ROOT/scripts/tracking/venv.sh" >/dev/null
+# Python venv of scripts/python_pipeline.py (OpenCV + onnxruntime), the baseline `make bench-report`
+# measures edgelens against; full lock in scripts/pybench/.
+"$ROOT/scripts/pybench/venv.sh" >/dev/null
 
 # The int8 quantization venv (onnxruntime/onnx/sympy/numpy from PyPI) for `edgelens quantize` and
 # tests/int8.rs; convert.sh keeps it idempotent (rebuilt only when requirements-quantize.txt changes).
