@@ -15,14 +15,17 @@ fn draw_inner(r: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>>
     // The font annotate.rs embeds; plotters keeps its own parsed copy by name.
     plotters::style::register_font("sans-serif", FontStyle::Normal, crate::annotate::FONT_BYTES)
         .map_err(|_| "cannot load the chart font")?;
-    let root = BitMapBackend::new(path, (960, 540)).into_drawing_area();
+    // Wider with many rows (models x threads), so the labels stay readable.
+    let width = (240 * r.results.len() as u32).clamp(960, 3200);
+    let root = BitMapBackend::new(path, (width, 540)).into_drawing_area();
     root.fill(&WHITE)?;
     let max = r
         .results
         .iter()
-        .flat_map(|b| [b.decode_fps, b.ceiling_fps, b.pipeline_fps])
+        .flat_map(|b| [b.decode_fps, b.ceiling_fps, b.pipeline_fps, b.limit.fps])
         .fold(1.0f64, f64::max)
-        * 1.15;
+        // Head room on the log axis for the legend, above the bars.
+        * 4.0;
     let n = r.results.len().max(1);
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -45,7 +48,7 @@ fn draw_inner(r: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>>
             r.results
                 .get(x.round().max(0.0) as usize)
                 .filter(|_| (x - x.round()).abs() < 1e-6)
-                .map(|b| format!("{} ({} thr)", b.backend, b.threads))
+                .map(|b| label(r, b))
                 .unwrap_or_default()
         })
         .y_desc("frames per second (log)")
@@ -67,12 +70,37 @@ fn draw_inner(r: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>>
             .label(name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
+    // The machine limit: a black bar across each row's group.
+    let limits = r.results.iter().enumerate().filter(|(_, b)| b.limit.fps > 0.0);
+    chart
+        .draw_series(limits.map(|(i, b)| {
+            let y = b.limit.fps;
+            Rectangle::new(
+                [(i as f64 - 0.42, y / 1.02), (i as f64 + 0.42, y * 1.02)],
+                BLACK.filled(),
+            )
+        }))?
+        .label("machine limit")
+        .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 12, y + 2)], BLACK.filled()));
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// "ort (1 thr)"; the model name leads when the run has several models, and the backend is
+/// left out when all rows share one, so the labels fit under the bars.
+fn label(r: &Report, b: &super::report::BackendResult) -> String {
+    let models = r.results.iter().any(|x| x.model != b.model);
+    let backends = r.results.iter().any(|x| x.backend != b.backend);
+    match (models, backends) {
+        (true, true) => format!("{} {} ({} thr)", b.model, b.backend, b.threads),
+        (true, false) => format!("{} ({} thr)", b.model, b.threads),
+        _ => format!("{} ({} thr)", b.backend, b.threads),
+    }
 }

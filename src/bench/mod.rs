@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 mod chart;
+pub mod html;
+pub mod limit;
 mod phases;
 pub mod report;
 mod sys;
@@ -57,6 +59,12 @@ pub struct Settings {
     pub out: PathBuf,
     /// No progress bars (CI logs).
     pub quiet: bool,
+    /// More model folders, measured after `model` the same way (fp32 and int8 side by side).
+    pub extra_models: Vec<PathBuf>,
+    /// More intra-op thread counts, measured after `threads` for every model and backend.
+    pub extra_threads: Vec<usize>,
+    /// Also write bench.html: self-contained, the chart inline.
+    pub html: bool,
 }
 
 /// A finished run: the report and the files written.
@@ -65,6 +73,8 @@ pub struct Outcome {
     pub report: Report,
     pub json: PathBuf,
     pub png: PathBuf,
+    /// bench.html, when asked for.
+    pub html: Option<PathBuf>,
 }
 
 pub fn run(s: &Settings) -> Result<Outcome, BenchError> {
@@ -77,13 +87,18 @@ pub fn run(s: &Settings) -> Result<Outcome, BenchError> {
         message: e.to_string(),
     };
     std::fs::create_dir_all(&s.out).map_err(|e| write_err(&s.out, &e))?;
-    let names = backend_names(s)?;
     let mut results = Vec::new();
     let (mut model, mut model_version) = (String::new(), String::new());
-    for backend in &names {
-        let (r, m) = one_backend(s, backend, &spec)?;
-        (model, model_version) = (m.name.clone(), m.version.clone());
-        results.push(r);
+    // Every model x backend x thread count, in that order: one table, one sitting.
+    for (i, one) in expand(s).iter().enumerate() {
+        for backend in &backend_names(one)? {
+            let (mut r, m) = one_backend(one, backend, &spec)?;
+            if i == 0 {
+                (model, model_version) = (m.name.clone(), m.version.clone());
+            }
+            r.model = m.name.clone();
+            results.push(r);
+        }
     }
     let report = Report {
         model,
@@ -99,7 +114,43 @@ pub fn run(s: &Settings) -> Result<Outcome, BenchError> {
     std::fs::write(&json, bytes).map_err(|e| write_err(&json, &e))?;
     let png = s.out.join("bench.png");
     chart::draw(&report, &png).map_err(|e| write_err(&png, &e))?;
-    Ok(Outcome { report, json, png })
+    let html = match s.html {
+        true => Some(html::write(&report, &png, &s.out).map_err(|(p, e)| write_err(&p, &e))?),
+        false => None,
+    };
+    Ok(Outcome {
+        report,
+        json,
+        png,
+        html,
+    })
+}
+
+/// The run as one Settings per (model, thread count), `model` and `threads` first.
+fn expand(s: &Settings) -> Vec<Settings> {
+    let models = std::iter::once(&s.model).chain(&s.extra_models);
+    let mut threads = vec![s.threads];
+    for t in &s.extra_threads {
+        if !threads.contains(t) {
+            threads.push(*t);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, m) in models.enumerate() {
+        if i > 0 && *m == s.model {
+            continue;
+        }
+        for &t in &threads {
+            out.push(Settings {
+                model: m.clone(),
+                threads: t,
+                extra_models: Vec::new(),
+                extra_threads: Vec::new(),
+                ..s.clone()
+            });
+        }
+    }
+    out
 }
 
 fn backend_names(s: &Settings) -> Result<Vec<String>, BenchError> {
@@ -147,7 +198,8 @@ fn one_backend(
     let mut config = IngestConfig::for_model(spec.clone(), engine.input_spec());
     config.mode = Mode::Lossless;
     config.fail_fast = true;
-    let (decode_fps, sample) = phases::decode_only(&config, s.frames, s.quiet)?;
+    let decoded = phases::decode_only(&config, s.frames, s.quiet)?;
+    let (decode_fps, sample) = (decoded.fps, decoded.sample);
 
     // 2. The ceiling: the same backend on a ready tensor, tight loop. Half before and half
     // after the pipeline: load drift on a shared box hits both alike.
@@ -171,6 +223,24 @@ fn one_backend(
     let after = ceiling(&slot.load_full(), halves[1])?;
 
     let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64();
+    let peak_rss_mb = sys::peak_rss_mb();
+    // The limit needs the 1-thread ceiling: this row's own, or a 1-thread engine's now.
+    let infer_1thread_ms = match s.threads {
+        1 => 1e3 / ceiling_fps,
+        _ => limit::infer_1thread_ms(&s.model, backend, &tensor, (s.frames / 2).max(10))
+            .map_err(engine_err)?,
+    };
+    let pre_ms = if r.preprocess.is_empty() {
+        0.0
+    } else {
+        r.preprocess.mean() / 1e3
+    };
+    let machine = limit::machine_limit(
+        sys::cores(),
+        infer_1thread_ms,
+        decoded.cpu_ms_per_frame,
+        pre_ms,
+    );
     // Steady state, first to last inferred frame: the ceiling excludes warm-up too.
     let pipeline_fps = r.frames.saturating_sub(1) as f64 / r.steady.as_secs_f64().max(1e-9);
     let result = BackendResult {
@@ -190,7 +260,10 @@ fn one_backend(
         decode_nms_ms: pct(&r.decode),
         frame_to_sink_ms: pct(&r.latency),
         cpu_s_per_frame: (r.cpu_s / r.frames.max(1) as f64 * 1e4).round() / 1e4,
-        peak_rss_mb: round1(sys::peak_rss_mb()),
+        peak_rss_mb: round1(peak_rss_mb),
+        model: String::new(),
+        pipeline_over_limit: limit::ratio(pipeline_fps, &machine),
+        limit: machine,
     };
     Ok((result, manifest))
 }

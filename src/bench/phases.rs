@@ -56,13 +56,22 @@ pub(super) fn ceiling(
     Ok(t.elapsed())
 }
 
-/// Decodes and scales `frames` frames with nothing after them. Returns the FPS from the
-/// first frame on (start-up is not throughput) and the first frame's pixels.
+/// What decode+scale alone did.
+pub(super) struct DecodeRun {
+    /// Frames per second from the first frame on (start-up is not throughput).
+    pub fps: f64,
+    /// Process CPU ms per frame over the same span (the decoder's own threads included).
+    pub cpu_ms_per_frame: f64,
+    /// The first frame's pixels, for the ceiling.
+    pub sample: Vec<u8>,
+}
+
+/// Decodes and scales `frames` frames with nothing after them.
 pub(super) fn decode_only(
     config: &IngestConfig,
     frames: u64,
     quiet: bool,
-) -> Result<(f64, Vec<u8>), BenchError> {
+) -> Result<DecodeRun, BenchError> {
     let stop = Arc::new(AtomicBool::new(false));
     let (sink, rx) = FrameQueue::bounded(4);
     let ingest = Ingest::new(
@@ -75,15 +84,20 @@ pub(super) fn decode_only(
     let mut first: Option<Vec<u8>> = None;
     let mut n = 0u64;
     let mut started: Option<Instant> = None;
+    let mut cpu_first = 0.0;
     while n < frames {
         let Ok(f) = rx.recv_timeout(Duration::from_secs(30)) else {
             break;
         };
-        started.get_or_insert_with(Instant::now);
+        if started.is_none() {
+            started = Some(Instant::now());
+            cpu_first = sys::cpu_seconds();
+        }
         first.get_or_insert(f.pixels);
         n += 1;
         pb.inc(1);
     }
+    let cpu_s = sys::cpu_seconds() - cpu_first;
     stop.store(true, Ordering::SeqCst);
     drop(rx);
     pb.finish_and_clear();
@@ -92,15 +106,19 @@ pub(super) fn decode_only(
         .map_err(|_| BenchError::Panicked("ingest"))??;
     let sample = first.ok_or(BenchError::NoFrames)?;
     let elapsed = started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
-    let fps = if elapsed > 0.0 {
-        (n - 1) as f64 / elapsed
+    let (fps, cpu_ms_per_frame) = if elapsed > 0.0 && n > 1 {
+        ((n - 1) as f64 / elapsed, cpu_s * 1e3 / (n - 1) as f64)
     } else {
-        0.0
+        (0.0, 0.0)
     };
     if n < frames {
         tracing::warn!(got = n, wanted = frames, "video shorter than --frames");
     }
-    Ok((fps, sample))
+    Ok(DecodeRun {
+        fps,
+        cpu_ms_per_frame,
+        sample,
+    })
 }
 
 pub(super) struct PipelineRun {

@@ -31,6 +31,11 @@ pub struct BackendResult {
     pub frame_to_sink_ms: Percentiles,
     pub cpu_s_per_frame: f64,
     pub peak_rss_mb: f64,
+    /// The model this row measured (several per run with `--model A --model B`).
+    pub model: String,
+    /// The machine limit (bench/limit.rs, docs/benchmarks.md) and the pipeline's share of it.
+    pub limit: super::limit::Limit,
+    pub pipeline_over_limit: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,14 +74,18 @@ pub(super) fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// The report as a fixed-width table, one row per backend.
+/// The report as a fixed-width table, one row per model, backend and thread count.
 pub fn table(r: &Report) -> String {
     let mut out = format!(
         "model {} v{} | video {} | {} frames | {} cores {}\n",
         r.model, r.model_version, r.video, r.frames, r.cores, r.host
     );
+    let width = r.results.iter().map(|b| b.model.len()).fold(5, usize::max);
     out += &format!(
-        "{:<10} {:>3} {:>9} {:>9} {:>8} {:>9} {:>6} {:>8} {:>17} {:>17} {:>17} {:>20} {:>8} {:>8}\n",
+        "{:<width$} {:>7} {:>7} {:<10} {:>3} {:>9} {:>9} {:>8} {:>9} {:>6} {:>8} {:>17} {:>17} {:>17} {:>20} {:>8} {:>8}\n",
+        "model",
+        "limit",
+        "p/limit",
         "backend",
         "thr",
         "decode",
@@ -95,7 +104,10 @@ pub fn table(r: &Report) -> String {
     let p = |p: &Percentiles| format!("{:.2}/{:.2}/{:.2}", p.p50, p.p95, p.p99);
     for b in &r.results {
         out += &format!(
-            "{:<10} {:>3} {:>9.1} {:>9.1} {:>8.2} {:>9.1} {:>6.3} {:>8.0} {:>17} {:>17} {:>17} {:>20} {:>8.4} {:>8.1}\n",
+            "{:<width$} {:>7.1} {:>7.3} {:<10} {:>3} {:>9.1} {:>9.1} {:>8.2} {:>9.1} {:>6.3} {:>8.0} {:>17} {:>17} {:>17} {:>20} {:>8.4} {:>8.1}\n",
+            b.model,
+            b.limit.fps,
+            b.pipeline_over_limit,
             b.backend,
             b.threads,
             b.decode_fps,
@@ -112,6 +124,7 @@ pub fn table(r: &Report) -> String {
             b.peak_rss_mb
         );
     }
+    out += "limit = cores / (1-thread inference + decode CPU + preprocess, per frame); p/limit = pipeline / limit\n";
     out
 }
 

@@ -7,9 +7,9 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Model folder holding model.toml.
+    /// Model folder holding model.toml; repeat to measure several side by side (fp32 vs int8).
     #[arg(long, default_value = "models/ssdlite-person")]
-    model: PathBuf,
+    model: Vec<PathBuf>,
     /// Backends to compare (comma-separated); default: every built-in backend that runs the model.
     #[arg(long, value_delimiter = ',')]
     backend: Vec<String>,
@@ -19,26 +19,50 @@ pub struct BenchArgs {
     /// Frames per phase.
     #[arg(long, default_value_t = 300)]
     frames: u64,
-    /// Intra-op threads per backend.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Intra-op threads per backend; a comma-separated list measures each (`all` = every core).
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = parse_threads)]
+    threads: Vec<usize>,
     /// Where bench.json and bench.png go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
     /// No progress bars (CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Also write bench.html: a self-contained report (tables, percentiles, the chart inline).
+    #[arg(long)]
+    html: bool,
+}
+
+/// A thread count: a positive number, or `all` for every core this process may use.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    if s == "all" {
+        return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{s:?}: give a thread count of at least 1, or `all`"
+        )),
+    }
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    // clap fills the defaults, so both lists hold at least one value.
+    let mut models = args.model.into_iter();
+    let mut threads = args.threads.into_iter();
     let outcome = edgelens::bench::run(&edgelens::bench::Settings {
-        model: args.model,
+        model: models
+            .next()
+            .unwrap_or_else(|| "models/ssdlite-person".into()),
         backends: args.backend,
         video: args.video,
         frames: args.frames,
-        threads: args.threads,
+        threads: threads.next().unwrap_or(1),
         out: args.out,
         quiet: args.quiet,
+        extra_models: models.collect(),
+        extra_threads: threads.collect(),
+        html: args.html,
     })?;
     print!("{}", edgelens::bench::report::table(&outcome.report));
     eprintln!(
@@ -46,5 +70,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         outcome.json.display(),
         outcome.png.display()
     );
+    if let Some(html) = &outcome.html {
+        eprintln!("wrote {}", html.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
