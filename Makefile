@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release/edgelens
 MODEL ?= models/ssdlite-person
 BACKEND ?= ort
 
-.PHONY: deps build run detect bench-video test bench lint fmt clippy clean soak eval-tracking fuzz fuzz-smoke
+.PHONY: deps build run detect bench-video bench-report test bench lint fmt clippy clean soak eval-tracking fuzz fuzz-smoke
 
 deps:
 	@scripts/deps.sh
@@ -28,6 +28,14 @@ detect: build
 # Compare backends on the sample video: table on stdout, bench-out/bench.json and bench.png.
 bench-video: build
 	$(BIN) bench --model $(MODEL) --backend ort,tract --video samples/vtest.mp4 --frames 300
+
+# One sitting, one command: fp32 vs int8 at 1 thread and all cores, the machine limit and the
+# ratios, the Python pipeline (scripts/python_pipeline.py) bracketing the run, and the layouts /
+# streams / start sections when this build has them; regenerates docs/benchmarks.md from the JSON
+# (docs/bench/report.json). About 5 minutes on 2 cores.
+BENCH_FRAMES ?= 300
+bench-report: build
+	scripts/bench_report.py --bin $(BIN) --frames $(BENCH_FRAMES)
 
 test: deps
 	$(CARGO) test --release --locked -- --test-threads=2

@@ -71,7 +71,11 @@ fn draw_inner(r: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>>
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     // The machine limit: a black bar across each row's group.
-    let limits = r.results.iter().enumerate().filter(|(_, b)| b.limit.fps > 0.0);
+    let limits = r
+        .results
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.limit.fps > 0.0);
     chart
         .draw_series(limits.map(|(i, b)| {
             let y = b.limit.fps;
