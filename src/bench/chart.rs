@@ -31,7 +31,9 @@ fn draw_inner(r: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>>
         .caption(
             format!(
                 "edgelens bench: {} ({} frames, {} cores)",
-                r.model, r.frames, r.cores
+                models(r),
+                r.frames,
+                r.cores
             ),
             ("sans-serif", 22),
         )
@@ -107,4 +109,18 @@ fn label(r: &Report, b: &super::report::BackendResult) -> String {
         (true, false) => format!("{} ({} thr)", b.model, b.threads),
         _ => format!("{} ({} thr)", b.backend, b.threads),
     }
+}
+
+/// The run's models in order, without repeats ("a, b").
+fn models(r: &Report) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for b in &r.results {
+        if !names.contains(&b.model.as_str()) {
+            names.push(&b.model);
+        }
+    }
+    if names.is_empty() {
+        return r.model.clone();
+    }
+    names.join(", ")
 }

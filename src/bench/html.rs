@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use super::report::{BackendResult, Percentiles, Report};
+use super::report::{BackendResult, Report};
 
 const CSP: &str = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
 
@@ -37,7 +37,16 @@ pub fn escape(s: &str) -> String {
 /// The page, with `png` (the chart's bytes) inline.
 pub fn page(r: &Report, png: &[u8]) -> String {
     let mut h = String::with_capacity(64 * 1024 + png.len() * 4 / 3);
-    let title = format!("edgelens bench: {}", r.model);
+    let mut models: Vec<&str> = Vec::new();
+    for b in &r.results {
+        if !models.contains(&b.model.as_str()) {
+            models.push(&b.model);
+        }
+    }
+    if models.is_empty() {
+        models.push(&r.model);
+    }
+    let title = format!("edgelens bench: {}", models.join(", "));
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -56,13 +65,14 @@ pub fn page(r: &Report, png: &[u8]) -> String {
         escape(&r.host)
     );
     backends(&mut h, r);
-    stages(&mut h, r);
     let b64 = base64::engine::general_purpose::STANDARD.encode(png);
     let _ = writeln!(
         h,
-        "<h2>Chart</h2>\n<img alt=\"decode, ceiling and pipeline fps per row\" \
+        "<h2>Chart</h2>\n<img alt=\"decode, ceiling, pipeline and limit fps per row\" \
          src=\"data:image/png;base64,{b64}\">"
     );
+    limit(&mut h, r);
+    stages(&mut h, r);
     h.push_str("</body></html>\n");
     h
 }
@@ -109,7 +119,13 @@ fn backends(h: &mut String, r: &Report) {
         "</table>\n<p class=\"note\">ceiling: the backend alone on one ready tensor. \
          limit: cores / (1-thread inference + decode CPU + preprocess, per frame), what every \
          core running 1-thread inference on its own frames could reach. Measured side by side \
-         in one run: read the ratios.</p>\n<h2>Machine limit</h2>\n<table id=\"limit\"><tr>\
+         in one run: read the ratios.</p>\n",
+    );
+}
+
+fn limit(h: &mut String, r: &Report) {
+    h.push_str(
+        "<h2>Machine limit</h2>\n<table id=\"limit\"><tr>\
          <th class=\"l\">model</th><th class=\"l\">backend</th><th>threads</th><th>cores</th>\
          <th>1-thread infer ms</th><th>decode CPU ms</th><th>preprocess ms</th>\
          <th>limit fps</th></tr>\n",
@@ -128,26 +144,23 @@ fn backends(h: &mut String, r: &Report) {
 
 fn stages(h: &mut String, r: &Report) {
     h.push_str(
-        "<h2>Per-stage times (ms)</h2>\n<table id=\"stages\"><tr><th class=\"l\">model</th>\
-         <th class=\"l\">backend</th><th>threads</th><th class=\"l\">stage</th><th>p50</th>\
-         <th>p95</th><th>p99</th></tr>\n",
+        "<h2>Per-stage times, ms (p50 / p95 / p99)</h2>\n<table id=\"stages\"><tr>\
+         <th class=\"l\">model</th><th class=\"l\">backend</th><th>threads</th>\
+         <th>ceiling (bare inference)</th><th>preprocess</th><th>inference</th>\
+         <th>decode + NMS</th><th>frame to sink</th></tr>\n",
     );
     for b in &r.results {
-        let rows: [(&str, &Percentiles); 5] = [
-            ("ceiling (bare inference)", &b.ceiling_ms),
-            ("preprocess", &b.preprocess_ms),
-            ("inference", &b.infer_ms),
-            ("decode + NMS", &b.decode_nms_ms),
-            ("frame to sink", &b.frame_to_sink_ms),
-        ];
-        for (stage, p) in rows {
-            row_head(h, b);
-            let _ = writeln!(
-                h,
-                "<td class=\"l\">{stage}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td></tr>",
-                p.p50, p.p95, p.p99
-            );
+        row_head(h, b);
+        for p in [
+            &b.ceiling_ms,
+            &b.preprocess_ms,
+            &b.infer_ms,
+            &b.decode_nms_ms,
+            &b.frame_to_sink_ms,
+        ] {
+            let _ = write!(h, "<td>{:.2} / {:.2} / {:.2}</td>", p.p50, p.p95, p.p99);
         }
+        h.push_str("</tr>\n");
     }
     h.push_str("</table>\n");
 }
@@ -164,6 +177,7 @@ pub(super) fn write(r: &Report, png: &Path, out: &Path) -> Result<PathBuf, (Path
 mod tests {
     use super::*;
     use crate::bench::limit::machine_limit;
+    use crate::bench::report::Percentiles;
 
     fn pct(p50: f64) -> Percentiles {
         Percentiles {
@@ -239,10 +253,11 @@ mod tests {
             backends.contains("<td>243.9</td><td>0.537</td>"),
             "{backends}"
         );
-        // Per-stage percentiles: five stages per result.
+        // Per-stage percentiles: one row per result, five stages.
         let stages = &h[h.find("id=\"stages\"").unwrap()..];
-        assert_eq!(stages.matches("<td class=\"l\">inference</td>").count(), 2);
-        assert!(stages.contains("<td>7.70</td><td>11.55</td><td>15.40</td>"));
+        assert_eq!(stages.matches("<tr>").count(), 3);
+        assert!(stages.contains("<td>7.70 / 11.55 / 15.40</td><td>0.02 / 0.03 / 0.04</td>"));
+        assert!(h.contains("<title>edgelens bench: ssdlite-person, ssdlite-person-int8</title>"));
     }
 
     #[test]
