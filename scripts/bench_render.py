@@ -159,6 +159,27 @@ HOOK_SECTIONS = [
 ]
 
 
+def overload_caveat(report):
+    """A warning when the machine was busier than its cores: then even ratios are skewed."""
+    b, m = report["bench"], report.get("machine", {})
+    loads = [x for x in (m.get("loadavg_before"), m.get("loadavg_after")) if isinstance(x, (int, float))]
+    beats = [r for r in b["results"] if r["pipeline_over_ceiling"] > 1.05]
+    if not (loads and max(loads) > b["cores"]) and not beats:
+        return ""
+    text = "**Caveat: this run was contended**"
+    if loads and max(loads) > b["cores"]:
+        text += f" (load average up to {max(loads):g} on {b['cores']} cores)"
+    text += (". On an overloaded machine the pipeline's inference thread, which blocks and wakes on every frame, "
+             "often lands on a core that is free for a moment, while a loop that never blocks (the ceiling, the "
+             "Python script) does not: the pipeline's inference p50 then sits near the quiet-machine time and "
+             "its p95 near the ceiling's. So pipeline / ceiling above 1 and the edgelens / Python ratios overstate "
+             "edgelens here; the int8 / fp32 ceiling ratios hold best. Rerun `make bench-report` on a quiet "
+             "machine for figures to quote.")
+    if beats:
+        text += f" Rows with the pipeline above its ceiling: {len(beats)} of {len(b['results'])}."
+    return text
+
+
 def render(report):
     """The generated section, markers included. Pure: report dict in, markdown out."""
     b, m = report["bench"], report.get("machine", {})
@@ -180,6 +201,9 @@ def render(report):
         "Box decoding and NMS are not subtracted: they are work Python's loop does not do. "
         "*Python*: `scripts/python_pipeline.py`, same model and threads.",
     ]
+    caveat = overload_caveat(report)
+    if caveat:
+        parts.append(caveat)
     for s in (section_limit(report), section_int8(report), section_breakdown(report), section_python(report)):
         if s:
             parts.append(s)
