@@ -167,3 +167,11 @@ fn bench_rows_limit_html_and_the_rendered_report() {
     assert!(doc.contains("| cold_start_ms | 850 |"));
     assert_eq!(doc.matches("<!-- bench-report:begin").count(), 1);
 }
+
+#[test]
+fn thread_counts_are_numbers_or_all() {
+    let out = run(bin().args(["bench", "--quiet", "--threads", "1,0"]));
+    common::assert_clean_failure(&out, &["thread count of at least 1, or `all`"]);
+    let out = run(bin().args(["bench", "--quiet", "--threads", "many"]));
+    common::assert_clean_failure(&out, &["\"many\""]);
+}
