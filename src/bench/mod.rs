@@ -57,6 +57,9 @@ pub struct Settings {
     pub out: PathBuf,
     /// No progress bars (CI logs).
     pub quiet: bool,
+    /// Also run the pipeline without the tracking stage, right after, and report both
+    /// pipeline/ceiling ratios side by side (what tracker + scene cost).
+    pub scene_ab: bool,
 }
 
 /// A finished run: the report and the files written.
@@ -167,8 +170,20 @@ fn one_backend(
     // 3. The full pipeline, stopped after `frames` inferred frames.
     let slot = Arc::new(ArcSwap::from_pointee(engine));
     let pb = phases::progress(s.quiet, s.frames, &format!("{backend}: pipeline"));
-    let r = phases::full_pipeline(config, slot.clone(), s.frames, pb)?;
+    let r = phases::full_pipeline(config.clone(), slot.clone(), s.frames, pb, false)?;
     let after = ceiling(&slot.load_full(), halves[1])?;
+    let without = if s.scene_ab {
+        let pb = phases::progress(s.quiet, s.frames, &format!("{backend}: no scene"));
+        Some(phases::full_pipeline(
+            config,
+            slot.clone(),
+            s.frames,
+            pb,
+            true,
+        )?)
+    } else {
+        None
+    };
 
     let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64();
     // Steady state, first to last inferred frame: the ceiling excludes warm-up too.
@@ -191,6 +206,17 @@ fn one_backend(
         frame_to_sink_ms: pct(&r.latency),
         cpu_s_per_frame: (r.cpu_s / r.frames.max(1) as f64 * 1e4).round() / 1e4,
         peak_rss_mb: round1(sys::peak_rss_mb()),
+        track_ms: pct(&r.track),
+        no_scene: without.map(|w| {
+            let fps = w.frames.saturating_sub(1) as f64 / w.steady.as_secs_f64().max(1e-9);
+            let ratio = fps / ceiling_fps;
+            let with = pipeline_fps / ceiling_fps;
+            report::SceneAb {
+                pipeline_fps: round1(fps),
+                pipeline_over_ceiling: (ratio * 1000.0).round() / 1000.0,
+                ratio_change_pct: ((with - ratio) / ratio.max(1e-9) * 1e4).round() / 100.0,
+            }
+        }),
     };
     Ok((result, manifest))
 }

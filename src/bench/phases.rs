@@ -115,6 +115,8 @@ pub(super) struct PipelineRun {
     pub infer: Histogram<u64>,
     pub decode: Histogram<u64>,
     pub latency: Histogram<u64>,
+    /// The tracking stage (tracker, zones, lines, events, snapshots) per frame.
+    pub track: Histogram<u64>,
 }
 
 /// Per-frame stage histograms and first/last completion marks, filled by the observer.
@@ -131,6 +133,7 @@ pub(super) fn full_pipeline(
     engine: Arc<ArcSwap<Engine>>,
     frames: u64,
     pb: ProgressBar,
+    no_scene: bool,
 ) -> Result<PipelineRun, BenchError> {
     let observed = Arc::new(Mutex::new(Observed {
         hist: Some((us_hist(), us_hist(), us_hist())),
@@ -172,6 +175,7 @@ pub(super) fn full_pipeline(
         Box::new(CountingSink::default()),
         PipelineOptions {
             observer: Some(observer),
+            no_scene,
             ..Default::default()
         },
     )?;
@@ -184,11 +188,11 @@ pub(super) fn full_pipeline(
     let report = pipeline.wait();
     pb.finish_and_clear();
     report.ingest?;
-    let latency = stats
+    let (latency, track) = stats
         .histograms
         .lock()
-        .map(|h| h.latency.clone())
-        .unwrap_or_else(|_| us_hist());
+        .map(|h| (h.latency.clone(), h.track.clone()))
+        .unwrap_or_else(|_| (us_hist(), us_hist()));
     let mut o = observed
         .lock()
         .map_err(|_| BenchError::Panicked("observer"))?;
@@ -209,5 +213,6 @@ pub(super) fn full_pipeline(
         infer,
         decode,
         latency,
+        track,
     })
 }

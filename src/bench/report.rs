@@ -31,6 +31,20 @@ pub struct BackendResult {
     pub frame_to_sink_ms: Percentiles,
     pub cpu_s_per_frame: f64,
     pub peak_rss_mb: f64,
+    /// The tracking stage (tracker + zones, lines, events) per frame, in the pipeline run.
+    pub track_ms: Percentiles,
+    /// `--scene-ab`: the same pipeline without the tracking stage, run right after, and its
+    /// pipeline/ceiling ratio; the stage's cost is the difference of the two ratios.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_scene: Option<SceneAb>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SceneAb {
+    pub pipeline_fps: f64,
+    pub pipeline_over_ceiling: f64,
+    /// (ratio with the stage - ratio without) / ratio without, in percent.
+    pub ratio_change_pct: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +125,20 @@ pub fn table(r: &Report) -> String {
             b.cpu_s_per_frame,
             b.peak_rss_mb
         );
+    }
+    for b in &r.results {
+        out += &format!(
+            "{:<10} track (tracker+scene) p50/95/99 {} ms per frame",
+            b.backend,
+            p(&b.track_ms)
+        );
+        if let Some(ab) = &b.no_scene {
+            out += &format!(
+                " | ratio with {:.3}, without {:.3} ({:+.2}%)",
+                b.pipeline_over_ceiling, ab.pipeline_over_ceiling, ab.ratio_change_pct
+            );
+        }
+        out += "\n";
     }
     out
 }

@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// No progress bars (CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Also run the pipeline without the tracking stage (tracker, zones, events) and print
+    /// both pipeline/ceiling ratios side by side: what the stage costs.
+    #[arg(long)]
+    scene_ab: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -39,6 +43,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         out: args.out,
         quiet: args.quiet,
+        scene_ab: args.scene_ab,
     })?;
     print!("{}", edgelens::bench::report::table(&outcome.report));
     eprintln!(

@@ -62,7 +62,10 @@ impl Scene {
             zones: Zones::new(&config.zones),
             lines: Lines::new(&config.lines),
             events: Events::new(config.heartbeat_secs, config.stationary_secs),
-            counts: Counts::new(secs_to_ms(config.counts_every_secs)),
+            counts: Counts::new(
+                secs_to_ms(config.counts_every_secs),
+                secs_to_ms(config.counts_min_secs),
+            ),
             config,
         }
     }
@@ -107,6 +110,7 @@ impl Scene {
         if let Some(c) = self.counts.tick(now) {
             out.push(SceneMessage::from_counts(&c));
         }
+        self.events.frame_done();
         out
     }
 
@@ -118,8 +122,10 @@ impl Scene {
         self.lines.set_config(&config.lines);
         self.events.heartbeat_ms = secs_to_ms(config.heartbeat_secs).max(1);
         self.events.stationary_ms = secs_to_ms(config.stationary_secs);
-        self.counts
-            .set_every_ms(secs_to_ms(config.counts_every_secs));
+        self.counts.set_every_ms(
+            secs_to_ms(config.counts_every_secs),
+            secs_to_ms(config.counts_min_secs),
+        );
         self.counts.clear();
         self.config = config;
     }
@@ -140,7 +146,8 @@ impl Scene {
     }
 
     /// Where this track's snapshot lives (file path or blob name), or `None`; carried by
-    /// every later message about the track. False: unknown track.
+    /// every later message about the track. False: a track not seen yet, whose `new` on the
+    /// next `observe` carries the reference.
     pub fn set_snapshot(&mut self, track_id: &str, reference: Option<String>) -> bool {
         self.events.set_snapshot(track_id, reference)
     }
