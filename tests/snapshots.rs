@@ -351,29 +351,45 @@ fn module_mode_uploads_snapshots_named_by_its_events() {
     let h = Harness::start(
         json!({"model": {"name": "ssdlite-person", "backend": "ort"}, "snapshots": {"container": CONTAINER}}),
         &[("EDGELENS_BLOB_CONNECTION_STRING", conn.as_str())],
-        &["--output-mode", "events", "--snapshots", snaps.to_str().unwrap()],
+        &[
+            "--output-mode",
+            "events",
+            "--snapshots",
+            snaps.to_str().unwrap(),
+        ],
     );
     let prefix = format!("blob:{CONTAINER}/");
     let named = |s: &common::edgehub::HubState| -> Vec<String> {
         s.telemetry
             .iter()
             .flat_map(|(_, body, _)| body["inferences"].as_array().cloned().unwrap_or_default())
-            .filter_map(|i| i["event"]["properties"]["snapshot"].as_str().map(String::from))
+            .filter_map(|i| {
+                i["event"]["properties"]["snapshot"]
+                    .as_str()
+                    .map(String::from)
+            })
             .filter(|r| r.starts_with(&prefix))
             .collect()
     };
-    h.hub.wait(Duration::from_secs(120), "an event naming a blob, and uploads reported", |s| {
-        !named(s).is_empty()
-            && s.reported["stats"]["snapshots"]["upload"]["uploaded"]
-                .as_u64()
-                .is_some_and(|n| n >= 1)
-    });
+    h.hub.wait(
+        Duration::from_secs(120),
+        "an event naming a blob, and uploads reported",
+        |s| {
+            !named(s).is_empty()
+                && s.reported["stats"]["snapshots"]["upload"]["uploaded"]
+                    .as_u64()
+                    .is_some_and(|n| n >= 1)
+        },
+    );
     let refs = named(&h.hub.state.lock().unwrap());
     let blob = refs[0].strip_prefix(&prefix).unwrap().to_string();
     wait_for("the named blob in Azurite", Duration::from_secs(30), || {
         list_blobs(port).iter().any(|(name, _)| *name == blob)
     });
-    let (_, bytes) = list_blobs(port).into_iter().find(|(n, _)| *n == blob).unwrap();
+    let (_, bytes) = list_blobs(port)
+        .into_iter()
+        .find(|(n, _)| *n == blob)
+        .unwrap();
     let img = image::load_from_memory(&bytes).expect("the blob is a JPEG");
     assert!(img.width() > 0);
     assert!(snaps.join(&blob).is_file(), "{blob} not under --snapshots");
@@ -384,6 +400,12 @@ fn module_mode_uploads_snapshots_named_by_its_events() {
     assert_eq!(st["upload"]["state"], "ok", "{st}");
     assert_eq!(st["upload"]["container"], CONTAINER, "{st}");
     assert!(st["upload"]["pending"].is_u64(), "{st}");
-    assert!(!reported.to_string().contains(DEV_KEY), "the account key leaked into reported");
-    assert!(!h.module.log().contains(DEV_KEY), "the account key leaked into the log");
+    assert!(
+        !reported.to_string().contains(DEV_KEY),
+        "the account key leaked into reported"
+    );
+    assert!(
+        !h.module.log().contains(DEV_KEY),
+        "the account key leaked into the log"
+    );
 }
