@@ -119,6 +119,16 @@ pub(super) struct PipelineRun {
     pub track: Histogram<u64>,
 }
 
+/// A zone and a line over the sample's walkway, so the tracking stage's cost includes
+/// zone membership, line crossings and events, not only the tracker.
+fn bench_scene() -> crate::scene::SceneConfig {
+    let doc = serde_json::json!({
+        "zones": {"middle": {"polygon": [[0.4, 0.3], [0.6, 0.3], [0.6, 0.75], [0.4, 0.75]]}},
+        "lines": {"mid": {"from": [0.5, 0.2], "to": [0.5, 0.8]}}
+    });
+    crate::scene::SceneConfig::from_json(&doc).unwrap_or_default()
+}
+
 /// Per-frame stage histograms and first/last completion marks, filled by the observer.
 #[derive(Default)]
 struct Observed {
@@ -170,6 +180,7 @@ pub(super) fn full_pipeline(
             source_name: "bench".into(),
             // Today's per-frame work: the bench compares against the ceiling.
             output_mode: crate::pipeline::OutputMode::Frames,
+            scene: Arc::new(bench_scene()),
             ..Default::default()
         })),
         Box::new(CountingSink::default()),

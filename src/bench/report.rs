@@ -41,10 +41,16 @@ pub struct BackendResult {
 
 #[derive(Debug, Serialize)]
 pub struct SceneAb {
+    /// Without the stage: FPS in the interleaved A/B rounds, and the pipeline/ceiling ratio
+    /// the main run would have had without it (its ratio scaled by the A/B change).
     pub pipeline_fps: f64,
     pub pipeline_over_ceiling: f64,
-    /// (ratio with the stage - ratio without) / ratio without, in percent.
+    /// (FPS with the stage - FPS without) / FPS without over the A/B rounds, in percent:
+    /// the change of the pipeline/ceiling ratio (same ceiling). Noisy on a shared box.
     pub ratio_change_pct: f64,
+    /// The stage's mean time per frame × pipeline FPS: its share of the frame time, in percent
+    /// (what it can take off the ratio at most, as it runs on the inference thread).
+    pub stage_share_pct: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,8 +140,11 @@ pub fn table(r: &Report) -> String {
         );
         if let Some(ab) = &b.no_scene {
             out += &format!(
-                " | ratio with {:.3}, without {:.3} ({:+.2}%)",
-                b.pipeline_over_ceiling, ab.pipeline_over_ceiling, ab.ratio_change_pct
+                " | ratio with {:.3}, without {:.3} ({:+.2}% in A/B rounds); stage = {:.2}% of frame time",
+                b.pipeline_over_ceiling,
+                ab.pipeline_over_ceiling,
+                ab.ratio_change_pct,
+                ab.stage_share_pct
             );
         }
         out += "\n";
