@@ -189,3 +189,72 @@ fn copy(f: &Frame) -> Frame {
         received: f.received,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::BBox;
+    use crate::ingest::{Geometry, ScaleTarget};
+    use crate::model::ColorOrder;
+    use crate::snapshot::{Retention, SnapshotStore};
+
+    fn frame() -> Frame {
+        let target = ScaleTarget {
+            width: 32,
+            height: 32,
+            letterbox: false,
+            order: ColorOrder::Rgb,
+        };
+        Frame {
+            seq: 0,
+            pts_ms: Some(0),
+            width: 64,
+            height: 32,
+            pixels: vec![100; 32 * 32 * 3],
+            order: ColorOrder::Rgb,
+            geometry: Geometry::new(&target, 64, 32),
+            received: std::time::Instant::now(),
+        }
+    }
+
+    fn det() -> Detection {
+        Detection {
+            label: "person".into(),
+            class_id: 1,
+            confidence: 0.9,
+            bbox: BBox {
+                l: 0.3,
+                t: 0.2,
+                w: 0.2,
+                h: 0.5,
+            },
+        }
+    }
+
+    #[test]
+    fn the_writer_writes_what_the_reference_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path(), Retention::default(), false).unwrap();
+        let stage = SnapshotStage::start(Snapshotter::new(store, None)).unwrap();
+        let status = stage.status();
+        let reference = stage.offer("cam", "t-1", &frame(), &det()).unwrap();
+        assert!(reference.starts_with("cam/") && reference.ends_with("/t-1.jpg"));
+        drop(stage); // joins the writer: queued pictures are written first
+        let img = image::open(dir.path().join(&reference)).unwrap();
+        assert_eq!(img.width(), 64, "the original aspect, not the model's square");
+        let s = status.get();
+        assert_eq!((s.written, s.write_failed, s.dropped), (1, 0, 0));
+        assert!(s.upload.is_none());
+    }
+
+    #[test]
+    fn write_errors_are_counted_and_redacted() {
+        let cell = SnapshotStatusCell::default();
+        cell.record(Err("cannot reach https://h/c?sig=SECRET".into()), None);
+        cell.record(Ok(()), None);
+        let s = cell.get();
+        assert_eq!((s.written, s.write_failed), (1, 1));
+        let e = s.last_error.unwrap();
+        assert!(!e.contains("SECRET") && e.contains("https://h/c"), "{e}");
+    }
+}
