@@ -187,7 +187,7 @@ impl SceneStage {
     /// slate for tracker, scene and snapshots.
     pub fn finish(&mut self) -> Vec<SceneMessage> {
         let ended = std::mem::take(&mut self.alive);
-        let out = self.scene.observe(&FrameObservations {
+        let out = self.scene.observe_last(&FrameObservations {
             pts_ms: self.last_pts,
             objects: &[],
             ended: &ended,

@@ -241,7 +241,11 @@ mod tests {
         assert!(reference.starts_with("cam/") && reference.ends_with("/t-1.jpg"));
         drop(stage); // joins the writer: queued pictures are written first
         let img = image::open(dir.path().join(&reference)).unwrap();
-        assert_eq!(img.width(), 64, "the original aspect, not the model's square");
+        assert_eq!(
+            img.width(),
+            64,
+            "the original aspect, not the model's square"
+        );
         let s = status.get();
         assert_eq!((s.written, s.write_failed, s.dropped), (1, 0, 0));
         assert!(s.upload.is_none());

@@ -76,6 +76,18 @@ impl Counts {
         }
     }
 
+    /// End of stream: counts held back by `min_ms` go out now if they differ from the last
+    /// ones sent (nothing later would send them).
+    pub fn flush(&mut self, now: CountsSnapshot) -> Option<CountsSnapshot> {
+        let changed = self.last.as_ref().is_some_and(|l| !l.same_counts(&now));
+        if changed && !now.is_empty() {
+            self.last = Some(now.clone());
+            Some(now)
+        } else {
+            None
+        }
+    }
+
     /// Forget what was sent: the next tick sends.
     pub fn clear(&mut self) {
         self.last = None;
@@ -125,6 +137,10 @@ mod tests {
         assert!(c.tick(snap(3, 10_100)).is_none());
         assert!(c.tick(snap(3, 64_999)).is_none());
         assert!(c.tick(snap(3, 65_000)).is_some(), "periodic");
+        // End of stream: a held-back change goes out, an unchanged state does not.
+        assert!(c.tick(snap(5, 65_100)).is_none());
+        assert_eq!(c.flush(snap(5, 65_200)).unwrap().zones["door"]["person"], 5);
+        assert!(c.flush(snap(5, 65_300)).is_none());
     }
 
     #[test]

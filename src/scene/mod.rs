@@ -102,16 +102,32 @@ impl Scene {
             self.zones.remove(id);
             self.lines.remove(id);
         }
-        let now = CountsSnapshot {
-            zones: self.zones.present(),
-            lines: self.lines.totals(),
-            pts_ms: pts,
-        };
-        if let Some(c) = self.counts.tick(now) {
+        if let Some(c) = self.counts.tick(self.counts_now(pts)) {
             out.push(SceneMessage::from_counts(&c));
         }
         self.events.frame_done();
         out
+    }
+
+    /// The last frame (end of stream, model swap): like `observe`, and counts held back by
+    /// `countsMinSecs` go out now rather than never.
+    pub fn observe_last(&mut self, frame: &FrameObservations) -> Vec<SceneMessage> {
+        let mut out = self.observe(frame);
+        let sent = out.iter().any(|m| m.output == OUTPUT_COUNTS);
+        if !sent {
+            if let Some(c) = self.counts.flush(self.counts_now(frame.pts_ms)) {
+                out.push(SceneMessage::from_counts(&c));
+            }
+        }
+        out
+    }
+
+    fn counts_now(&self, pts_ms: u64) -> CountsSnapshot {
+        CountsSnapshot {
+            zones: self.zones.present(),
+            lines: self.lines.totals(),
+            pts_ms,
+        }
     }
 
     /// New zones, lines and knobs without losing track state: members of a removed zone
