@@ -98,22 +98,32 @@ pub const UPLOAD_BACKOFF_MAX: Duration = Duration::from_secs(60);
 pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The blob container when the twin names none (the deployment template uploads this one).
 pub const SNAPSHOT_CONTAINER: &str = "edgelens-snapshots";
+/// Snapshots waiting for the writer thread (picture + JPEG encode + upload queue); beyond it
+/// a snapshot is dropped and counted, never a frame.
+pub const SNAPSHOT_WRITE_QUEUE: usize = 8;
 /// How often `Snapshotter` applies retention while writing.
 pub const SNAPSHOT_RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 // --- Tracking (src/track/) -------------------------------------------------------------------
 /// Tracker `--tracker` uses when none is named.
 pub const TRACKER: &str = "bytetrack";
-/// Hits before a track is confirmed (N).
-pub const TRACK_MIN_HITS: u32 = 2;
-/// Frames a confirmed track is kept without a match (M): 1 s at 30 fps, ByteTrack's buffer.
+/// Hits before a track is confirmed (N). 3, not 2: on the sample video a third of the tracks
+/// were 1-20 frame fragments, each a `new` + `end` pair (docs/tracking.md, message volume).
+pub const TRACK_MIN_HITS: u32 = 3;
+/// Frames a confirmed track is kept without a match (M), for `edgelens track` (which knows
+/// no frame rate); the pipeline keeps tracks `TRACK_KEEP_SECS` whatever the rate.
 pub const TRACK_MAX_MISSED: u32 = 30;
+/// Seconds a confirmed track is kept without a match in the pipeline (turned into frames at
+/// the stream's rate): Frigate's default (`max_disappeared` = 5 s), long enough for a person
+/// to walk behind another and come back with their id.
+pub const TRACK_KEEP_SECS: f32 = 5.0;
 /// ByteTrack's thresholds: high/low score split, floor, and the score a new track needs.
 pub const TRACK_HIGH_SCORE: f32 = 0.5;
 pub const TRACK_LOW_SCORE: f32 = 0.1;
 pub const TRACK_NEW_SCORE: f32 = 0.6;
 /// Least IoU to match: first stage (and SORT/IoU), low-score stage, unconfirmed tracks.
-pub const TRACK_MATCH_IOU: f32 = 0.2;
+/// 0.1: small, fast people at 10 fps overlap their prediction little; 0.2 split them.
+pub const TRACK_MATCH_IOU: f32 = 0.1;
 pub const TRACK_LOW_MATCH_IOU: f32 = 0.5;
 pub const TRACK_UNCONFIRMED_MATCH_IOU: f32 = 0.3;
 
@@ -130,6 +140,9 @@ pub const EDGEHUB_PORT: u16 = 8883;
 pub const ZONE_MIN_FRAMES: u32 = 3;
 /// Counts messages go out at least this often (stream time), besides on change.
 pub const COUNTS_EVERY_SECS: f32 = 60.0;
+/// ...and on change at most this often: on a busy scene counts change about once a second
+/// (DeepStream's nvdsanalytics and Frigate both report occupancy on an interval, not per frame).
+pub const COUNTS_MIN_SECS: f32 = 5.0;
 /// A track with no other news still gets an `update` this often (stream time).
 pub const EVENT_HEARTBEAT_SECS: f32 = 60.0;
 /// A track whose centre stays put this long becomes `stationary`.

@@ -38,7 +38,10 @@ fn config() -> SceneConfig {
             "bench": {"polygon": [[0.6, 0.1], [0.9, 0.1], [0.9, 0.3], [0.6, 0.3]]}
         },
         // Drawn bottom to top: walking right (left to right on the image) is `in`.
-        "lines": {"gate": {"from": [0.805, 0.9], "to": [0.805, 0.2]}}
+        "lines": {"gate": {"from": [0.805, 0.9], "to": [0.805, 0.2]}},
+        // Counts on every change: the exact sequence below tests change detection; the
+        // default 5 s coalescing has its own test.
+        "countsMinSecs": 0
     }))
     .unwrap()
 }
@@ -50,7 +53,11 @@ type Log = (Vec<(u64, String, Vec<String>)>, Vec<(u64, SceneMessage)>);
 /// stationary, gets a better snapshot, heartbeats), then drives off through `walk` and
 /// over `gate`; a person flickers at the edge of `bench`, then stands in it.
 fn scripted() -> Log {
-    let mut scene = Scene::new(config());
+    scripted_with(config())
+}
+
+fn scripted_with(config: SceneConfig) -> Log {
+    let mut scene = Scene::new(config);
     let (mut events, mut counts) = (Vec::new(), Vec::new());
     for i in 0..1030u64 {
         let mut objs = Vec::new();
@@ -183,6 +190,18 @@ fn scripted_scenario_event_contents() {
             assert_eq!(ev.related_inferences, vec![entity.inference_id.clone()]);
         }
     }
+}
+
+#[test]
+fn scripted_scenario_counts_coalesced_to_five_seconds() {
+    let (_, counts) = scripted_with(SceneConfig {
+        counts_min_secs: 5.0,
+        ..config()
+    });
+    let frames: Vec<u64> = counts.iter().map(|(i, _)| *i).collect();
+    // Frames are 100 ms apart: changes at 2..76 go out at 0, 50 (5 s later) and 100; the
+    // burst at 1000..1012 as one message.
+    assert_eq!(frames, vec![0, 50, 100, 202, 400, 1000]);
 }
 
 #[test]

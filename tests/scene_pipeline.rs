@@ -95,6 +95,37 @@ fn frames_mode_carries_persistent_track_ids() {
     assert!(best >= 20, "no track id persisted 20 frames (best {best})");
 }
 
+/// The message budget: events exist so a camera fits a hub's daily quota. On the sample
+/// (about 25 people walk through in 80 s) the floor is two messages per person (`new` +
+/// `end`), about 50 against 789 frame messages, i.e. 1/16 even with perfect tracking; what
+/// is asserted is 1/12, what fragments (a person split into two ids) would break first.
+#[test]
+fn events_mode_sends_a_fraction_of_frames_mode() {
+    let run = |mode: &'static str| {
+        std::thread::spawn(move || {
+            run_ok(&["--source", "samples/vtest.mp4", "--output-mode", mode])
+        })
+    };
+    let (frames, events) = (run("frames"), run("events"));
+    let (frames, events) = (frames.join().unwrap().len(), events.join().unwrap().len());
+    let per_day = |n: usize| n as f64 / 79.5 * 86_400.0;
+    println!(
+        "frames mode {frames} messages ({:.0}/camera-day at 10 fps), events mode {events} ({:.0}/day): 1/{:.1}",
+        per_day(frames),
+        per_day(events),
+        frames as f64 / events.max(1) as f64
+    );
+    assert!(
+        frames > 700,
+        "the sample has people in nearly every frame: {frames}"
+    );
+    assert!(events > 0, "no events at all");
+    assert!(
+        events * 12 <= frames,
+        "events mode sent {events} messages, more than 1/12 of frames mode's {frames}"
+    );
+}
+
 #[test]
 fn events_mode_on_the_sample_video() {
     let dir = tempfile::tempdir().unwrap();

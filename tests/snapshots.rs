@@ -1,6 +1,10 @@
 //! Snapshots against Azurite, the official Azure Storage emulator (`make deps` installs it
 //! under .deps/azurite): they arrive as valid JPEGs, a killed and restarted Azurite loses
-//! none, and a wrong key is reported clearly while the files stay.
+//! none, and a wrong key is reported clearly while the files stay. End to end: a module-mode
+//! edgelens (real broker, real sample video) writes snapshots under --snapshots, uploads them
+//! to Azurite, names the blob in its events and reports the upload status in the twin.
+
+mod common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -327,4 +331,81 @@ fn wrong_key_is_reported_and_files_are_kept() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(queued.len(), 2);
+}
+
+/// The module end to end: events name `blob:<container>/<path>`, that blob is in Azurite and the
+/// file is under --snapshots, and the twin's reported `stats.snapshots` says what was written
+/// and uploaded, without the account key.
+#[test]
+fn module_mode_uploads_snapshots_named_by_its_events() {
+    use common::edgehub::Harness;
+    use serde_json::{json, Value};
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _azurite = Azurite::start(&tmp.path().join("azurite"), port);
+    let snaps = tmp.path().join("snaps");
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};\
+         AccountName={ACCOUNT};AccountKey={DEV_KEY}"
+    );
+    let h = Harness::start(
+        json!({"model": {"name": "ssdlite-person", "backend": "ort"}, "snapshots": {"container": CONTAINER}}),
+        &[("EDGELENS_BLOB_CONNECTION_STRING", conn.as_str())],
+        &[
+            "--output-mode",
+            "events",
+            "--snapshots",
+            snaps.to_str().unwrap(),
+        ],
+    );
+    let prefix = format!("blob:{CONTAINER}/");
+    let named = |s: &common::edgehub::HubState| -> Vec<String> {
+        s.telemetry
+            .iter()
+            .flat_map(|(_, body, _)| body["inferences"].as_array().cloned().unwrap_or_default())
+            .filter_map(|i| {
+                i["event"]["properties"]["snapshot"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .filter(|r| r.starts_with(&prefix))
+            .collect()
+    };
+    h.hub.wait(
+        Duration::from_secs(120),
+        "an event naming a blob, and uploads reported",
+        |s| {
+            !named(s).is_empty()
+                && s.reported["stats"]["snapshots"]["upload"]["uploaded"]
+                    .as_u64()
+                    .is_some_and(|n| n >= 1)
+        },
+    );
+    let refs = named(&h.hub.state.lock().unwrap());
+    let blob = refs[0].strip_prefix(&prefix).unwrap().to_string();
+    wait_for("the named blob in Azurite", Duration::from_secs(30), || {
+        list_blobs(port).iter().any(|(name, _)| *name == blob)
+    });
+    let (_, bytes) = list_blobs(port)
+        .into_iter()
+        .find(|(n, _)| *n == blob)
+        .unwrap();
+    let img = image::load_from_memory(&bytes).expect("the blob is a JPEG");
+    assert!(img.width() > 0);
+    assert!(snaps.join(&blob).is_file(), "{blob} not under --snapshots");
+    let reported = h.hub.reported();
+    let st: &Value = &reported["stats"]["snapshots"];
+    assert!(st["written"].as_u64().unwrap() >= 1, "{st}");
+    assert_eq!(st["writeFailed"], 0, "{st}");
+    assert_eq!(st["upload"]["state"], "ok", "{st}");
+    assert_eq!(st["upload"]["container"], CONTAINER, "{st}");
+    assert!(st["upload"]["pending"].is_u64(), "{st}");
+    assert!(
+        !reported.to_string().contains(DEV_KEY),
+        "the account key leaked into reported"
+    );
+    assert!(
+        !h.module.log().contains(DEV_KEY),
+        "the account key leaked into the log"
+    );
 }

@@ -210,6 +210,8 @@ mod tests {
             model: model.into(),
             pipeline_over_limit: crate::bench::limit::ratio(130.9, &limit),
             limit,
+            track_ms: pct(0.07),
+            no_scene: None,
         }
     }
 

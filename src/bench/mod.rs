@@ -65,6 +65,9 @@ pub struct Settings {
     pub extra_threads: Vec<usize>,
     /// Also write bench.html: self-contained, the chart inline.
     pub html: bool,
+    /// Also run the pipeline without the tracking stage, right after, and report both
+    /// pipeline/ceiling ratios side by side (what tracker + scene cost).
+    pub scene_ab: bool,
 }
 
 /// A finished run: the report and the files written.
@@ -171,6 +174,32 @@ fn backend_names(s: &Settings) -> Result<Vec<String>, BenchError> {
     Ok(names)
 }
 
+/// The pipeline with and without the tracking stage, interleaved in `AB_ROUNDS` rounds of
+/// frames/rounds each (without, then with), so load drift on a shared box hits both alike.
+/// Returns the steady FPS with and without, over all rounds.
+fn scene_ab(
+    s: &Settings,
+    backend: &str,
+    config: &IngestConfig,
+    slot: &Arc<ArcSwap<Engine>>,
+) -> Result<(f64, f64), BenchError> {
+    const AB_ROUNDS: u64 = 3;
+    let n = (s.frames / AB_ROUNDS).max(10);
+    let (mut with, mut without) = ((0u64, 0f64), (0u64, 0f64));
+    for _ in 0..AB_ROUNDS {
+        for no_scene in [true, false] {
+            let what = if no_scene { "no scene" } else { "scene" };
+            let pb = phases::progress(s.quiet, n, &format!("{backend}: A/B {what}"));
+            let r = phases::full_pipeline(config.clone(), slot.clone(), n, pb, no_scene)?;
+            let acc = if no_scene { &mut without } else { &mut with };
+            acc.0 += r.frames.saturating_sub(1);
+            acc.1 += r.steady.as_secs_f64();
+        }
+    }
+    let fps = |(f, t): (u64, f64)| f as f64 / t.max(1e-9);
+    Ok((fps(with), fps(without)))
+}
+
 /// Load, decode alone, half the ceiling, the pipeline, the other half of the ceiling.
 fn one_backend(
     s: &Settings,
@@ -219,8 +248,13 @@ fn one_backend(
     // 3. The full pipeline, stopped after `frames` inferred frames.
     let slot = Arc::new(ArcSwap::from_pointee(engine));
     let pb = phases::progress(s.quiet, s.frames, &format!("{backend}: pipeline"));
-    let r = phases::full_pipeline(config, slot.clone(), s.frames, pb)?;
+    let r = phases::full_pipeline(config.clone(), slot.clone(), s.frames, pb, false)?;
     let after = ceiling(&slot.load_full(), halves[1])?;
+    let ab = if s.scene_ab {
+        Some(scene_ab(s, backend, &config, &slot)?)
+    } else {
+        None
+    };
 
     let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64();
     let peak_rss_mb = sys::peak_rss_mb();
@@ -264,6 +298,18 @@ fn one_backend(
         model: String::new(),
         pipeline_over_limit: limit::ratio(pipeline_fps, &machine),
         limit: machine,
+        track_ms: pct(&r.track),
+        no_scene: ab.map(|(with_fps, without_fps)| {
+            let change = (with_fps - without_fps) / without_fps.max(1e-9);
+            report::SceneAb {
+                pipeline_fps: round1(without_fps),
+                pipeline_over_ceiling: (pipeline_fps / ceiling_fps / (1.0 + change) * 1000.0)
+                    .round()
+                    / 1000.0,
+                ratio_change_pct: (change * 1e4).round() / 100.0,
+                stage_share_pct: (r.track.mean() / 1e6 * pipeline_fps * 1e4).round() / 100.0,
+            }
+        }),
     };
     Ok((result, manifest))
 }

@@ -133,6 +133,18 @@ pub(super) struct PipelineRun {
     pub infer: Histogram<u64>,
     pub decode: Histogram<u64>,
     pub latency: Histogram<u64>,
+    /// The tracking stage (tracker, zones, lines, events, snapshots) per frame.
+    pub track: Histogram<u64>,
+}
+
+/// A zone and a line over the sample's walkway, so the tracking stage's cost includes
+/// zone membership, line crossings and events, not only the tracker.
+fn bench_scene() -> crate::scene::SceneConfig {
+    let doc = serde_json::json!({
+        "zones": {"middle": {"polygon": [[0.4, 0.3], [0.6, 0.3], [0.6, 0.75], [0.4, 0.75]]}},
+        "lines": {"mid": {"from": [0.5, 0.2], "to": [0.5, 0.8]}}
+    });
+    crate::scene::SceneConfig::from_json(&doc).unwrap_or_default()
 }
 
 /// Per-frame stage histograms and first/last completion marks, filled by the observer.
@@ -144,11 +156,14 @@ struct Observed {
 }
 
 /// The full pipeline into a counting sink, stopped after `frames` inferred frames.
+// `..Default::default()` on LiveSettings stays: fields other rooms add keep their defaults.
+#[allow(clippy::needless_update)]
 pub(super) fn full_pipeline(
     config: IngestConfig,
     engine: Arc<ArcSwap<Engine>>,
     frames: u64,
     pb: ProgressBar,
+    no_scene: bool,
 ) -> Result<PipelineRun, BenchError> {
     let observed = Arc::new(Mutex::new(Observed {
         hist: Some((us_hist(), us_hist(), us_hist())),
@@ -185,11 +200,13 @@ pub(super) fn full_pipeline(
             source_name: "bench".into(),
             // Today's per-frame work: the bench compares against the ceiling.
             output_mode: crate::pipeline::OutputMode::Frames,
+            scene: Arc::new(bench_scene()),
             ..Default::default()
         })),
         Box::new(CountingSink::default()),
         PipelineOptions {
             observer: Some(observer),
+            no_scene,
             ..Default::default()
         },
     )?;
@@ -202,11 +219,11 @@ pub(super) fn full_pipeline(
     let report = pipeline.wait();
     pb.finish_and_clear();
     report.ingest?;
-    let latency = stats
+    let (latency, track) = stats
         .histograms
         .lock()
-        .map(|h| h.latency.clone())
-        .unwrap_or_else(|_| us_hist());
+        .map(|h| (h.latency.clone(), h.track.clone()))
+        .unwrap_or_else(|_| (us_hist(), us_hist()));
     let mut o = observed
         .lock()
         .map_err(|_| BenchError::Panicked("observer"))?;
@@ -227,5 +244,6 @@ pub(super) fn full_pipeline(
         infer,
         decode,
         latency,
+        track,
     })
 }

@@ -36,6 +36,26 @@ pub struct BackendResult {
     /// The machine limit (bench/limit.rs, docs/benchmarks.md) and the pipeline's share of it.
     pub limit: super::limit::Limit,
     pub pipeline_over_limit: f64,
+    /// The tracking stage (tracker + zones, lines, events) per frame, in the pipeline run.
+    pub track_ms: Percentiles,
+    /// `--scene-ab`: the same pipeline without the tracking stage, run right after, and its
+    /// pipeline/ceiling ratio; the stage's cost is the difference of the two ratios.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_scene: Option<SceneAb>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SceneAb {
+    /// Without the stage: FPS in the interleaved A/B rounds, and the pipeline/ceiling ratio
+    /// the main run would have had without it (its ratio scaled by the A/B change).
+    pub pipeline_fps: f64,
+    pub pipeline_over_ceiling: f64,
+    /// (FPS with the stage - FPS without) / FPS without over the A/B rounds, in percent:
+    /// the change of the pipeline/ceiling ratio (same ceiling). Noisy on a shared box.
+    pub ratio_change_pct: f64,
+    /// The stage's mean time per frame × pipeline FPS: its share of the frame time, in percent
+    /// (what it can take off the ratio at most, as it runs on the inference thread).
+    pub stage_share_pct: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,6 +145,23 @@ pub fn table(r: &Report) -> String {
         );
     }
     out += "limit = cores / (1-thread inference + decode CPU + preprocess, per frame); p/limit = pipeline / limit\n";
+    for b in &r.results {
+        out += &format!(
+            "{:<10} track (tracker+scene) p50/95/99 {} ms per frame",
+            b.backend,
+            p(&b.track_ms)
+        );
+        if let Some(ab) = &b.no_scene {
+            out += &format!(
+                " | ratio with {:.3}, without {:.3} ({:+.2}% in A/B rounds); stage = {:.2}% of frame time",
+                b.pipeline_over_ceiling,
+                ab.pipeline_over_ceiling,
+                ab.ratio_change_pct,
+                ab.stage_share_pct
+            );
+        }
+        out += "\n";
+    }
     out
 }
 

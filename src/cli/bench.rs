@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// No progress bars (CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Also run the pipeline without the tracking stage (tracker, zones, events) and print
+    /// both pipeline/ceiling ratios side by side: what the stage costs.
+    #[arg(long)]
+    scene_ab: bool,
     /// Also write bench.html: a self-contained report (tables, percentiles, the chart inline).
     #[arg(long)]
     html: bool,
@@ -63,6 +67,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         extra_models: models.collect(),
         extra_threads: threads.collect(),
         html: args.html,
+        scene_ab: args.scene_ab,
     })?;
     print!("{}", edgelens::bench::report::table(&outcome.report));
     eprintln!(

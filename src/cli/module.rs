@@ -34,6 +34,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let scene = &scene_args.scene;
     initial.output = Some(OutputConfig {
         mode: Some(args.output_mode.unwrap_or(OutputMode::Events)),
+        counts_every_secs: Some(scene.counts_every_secs),
+        counts_min_secs: Some(scene.counts_min_secs),
+        heartbeat_secs: Some(scene.heartbeat_secs),
+        stationary_secs: Some(scene.stationary_secs),
         ..Default::default()
     });
     initial.zones = (!scene.zones.is_empty()).then(|| scene.zones.clone());

@@ -136,6 +136,11 @@ pub struct OutputConfig {
     #[serde(skip_serializing_if = "Option::is_none", rename = "countsEverySecs")]
     #[schemars(range(min = 1.0, max = 86400.0))]
     pub counts_every_secs: Option<f32>,
+    /// Counts sent because they changed go out at most this often (stream seconds), so a
+    /// busy scene does not send one per second; 0: on every change.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "countsMinSecs")]
+    #[schemars(range(min = 0.0, max = 86400.0))]
+    pub counts_min_secs: Option<f32>,
     /// A track gets an `update` at least this often (stream seconds).
     #[serde(skip_serializing_if = "Option::is_none", rename = "heartbeatSecs")]
     #[schemars(range(min = 1.0, max = 86400.0))]
@@ -212,6 +217,7 @@ pub fn overlay(base: &DesiredConfig, over: &DesiredConfig) -> DesiredConfig {
             name: pick(&b.name, &o.name),
             mode: pick(&b.mode, &o.mode),
             counts_every_secs: pick(&b.counts_every_secs, &o.counts_every_secs),
+            counts_min_secs: pick(&b.counts_min_secs, &o.counts_min_secs),
             heartbeat_secs: pick(&b.heartbeat_secs, &o.heartbeat_secs),
             stationary_secs: pick(&b.stationary_secs, &o.stationary_secs),
         }),
@@ -270,6 +276,7 @@ pub fn scene(c: &DesiredConfig) -> SceneConfig {
         zones: c.zones.clone().unwrap_or_default(),
         lines: c.lines.clone().unwrap_or_default(),
         counts_every_secs: o.counts_every_secs.unwrap_or(d.counts_every_secs),
+        counts_min_secs: o.counts_min_secs.unwrap_or(d.counts_min_secs),
         heartbeat_secs: o.heartbeat_secs.unwrap_or(d.heartbeat_secs),
         stationary_secs: o.stationary_secs.unwrap_or(d.stationary_secs),
     }

@@ -23,6 +23,8 @@ pub(super) struct Tracking {
     /// The engine runs at min(user threshold, this) so ByteTrack gets its low-score
     /// detections; users see only those at or above their threshold.
     pub low_score: f32,
+    /// False only in `bench --scene-ab`'s run without the stage.
+    pub enabled: bool,
 }
 
 /// A message on its way to the sink, with the time its frame arrived (for latency).
@@ -96,11 +98,19 @@ impl InferLoop {
             let t0 = Instant::now();
             self.tracking.scene.follow_config(&live.scene);
             let pts = pts_ms(&frame);
-            let result =
-                self.tracking
-                    .scene
-                    .frame(&frame, pts, &detections, min_score, &live.source_name);
-            self.shared.stats.record_track(t0.elapsed());
+            let result = if self.tracking.enabled {
+                let r = self.tracking.scene.frame(
+                    &frame,
+                    pts,
+                    &detections,
+                    min_score,
+                    &live.source_name,
+                );
+                self.shared.stats.record_track(t0.elapsed());
+                r
+            } else {
+                super::scene_stage::FrameResult::default()
+            };
             let visible: Vec<Detection> = detections
                 .into_iter()
                 .filter(|d| d.confidence >= min_score)

@@ -15,6 +15,7 @@ pub mod stats;
 mod infer;
 mod rate;
 pub mod scene_stage;
+pub mod snapshot_stage;
 
 use crate::defaults;
 use crate::engine::{DetectionFilter, Engine, StageTimes};
@@ -127,6 +128,9 @@ pub struct PipelineOptions {
     pub tracker: crate::track::TrackerConfig,
     /// Where best snapshots go; `None`: no snapshots.
     pub snapshots: Option<crate::snapshot::SnapshotSettings>,
+    /// Skip the tracking stage (tracker, scene, snapshots): only `bench --scene-ab` sets it,
+    /// to measure what the stage costs the pipeline.
+    pub no_scene: bool,
 }
 
 impl Default for PipelineOptions {
@@ -140,6 +144,7 @@ impl Default for PipelineOptions {
             tracker_name: defaults::TRACKER.to_string(),
             tracker: crate::track::TrackerConfig::default(),
             snapshots: None,
+            no_scene: false,
         }
     }
 }
@@ -176,10 +181,14 @@ impl Pipeline {
         let tracker = crate::track::by_name(&options.tracker_name, options.tracker.clone())
             .map_err(|e| IngestError::Init(e.to_string()))?;
         let snapshots = match &options.snapshots {
-            Some(s) => Some(
-                crate::snapshot::Snapshotter::open(s)
-                    .map_err(|e| IngestError::Init(e.to_string()))?,
-            ),
+            Some(s) => {
+                let snap = crate::snapshot::Snapshotter::open(s)
+                    .map_err(|e| IngestError::Init(e.to_string()))?;
+                let stage = snapshot_stage::SnapshotStage::start(snap)
+                    .map_err(|e| IngestError::Init(e.to_string()))?;
+                stats.set_snapshots(stage.status());
+                Some(stage)
+            }
             None => None,
         };
         let low_score = options.tracker.low_score;
@@ -204,7 +213,11 @@ impl Pipeline {
         let infer = InferLoop::new(
             frame_rx,
             msg_tx,
-            infer::Tracking { scene, low_score },
+            infer::Tracking {
+                scene,
+                low_score,
+                enabled: !options.no_scene,
+            },
             Shared {
                 engine,
                 settings,

@@ -2,16 +2,17 @@
 //! scene events -> best snapshots. One per pipeline (= per source), so a source change is
 //! a new tracker; a model swap whose labels differ ends every track and starts over.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use image::RgbImage;
 
+use super::snapshot_stage::SnapshotStage;
 use crate::engine::{BBox, Detection};
 use crate::ingest::Frame;
 use crate::model::ColorOrder;
 use crate::scene::{FrameObservations, Observation, Scene, SceneConfig, SceneMessage};
-use crate::snapshot::{BestSnapshots, Snapshotter};
+use crate::snapshot::BestSnapshots;
 use crate::track::{assign, Track, Tracker};
 
 /// Least IoU between a track's filtered box and a detection for the detection to carry the
@@ -37,9 +38,9 @@ pub struct SceneStage {
     scene: Scene,
     /// The config the scene runs; compared by pointer with the live one each frame.
     config: Arc<SceneConfig>,
-    snapshots: Option<Snapshotter>,
-    /// The same choice the snapshotter makes, on the same inputs, made first: the picture
-    /// (a copy and a resize, milliseconds) is built only on frames that improve a track.
+    snapshots: Option<SnapshotStage>,
+    /// Which frame is a track's new best picture, decided here (microseconds); the picture
+    /// is built and encoded on the snapshot writer thread, only for frames that improve a track.
     pre: BestSnapshots,
     /// Tracks seen at least once at or above the user's threshold: only these reach the
     /// scene (low-score detections only keep tracks alive, ByteTrack's second stage).
@@ -50,13 +51,20 @@ pub struct SceneStage {
     /// Confirmed, shown tracks alive after the last frame: ended at end of stream.
     alive: Vec<String>,
     last_pts: u64,
+    /// Each live track's last matched box: a coasting track is shown to the scene where it
+    /// was last seen, not on its drifting prediction (no zone or line event from a guess).
+    seen: HashMap<String, BBox>,
+    /// Keep-alive in seconds, turned into frames at the measured frame interval.
+    keep_ms: f32,
+    interval_ms: Option<f32>,
+    max_missed: u32,
 }
 
 impl SceneStage {
     pub fn new(
         tracker: Box<dyn Tracker>,
         config: Arc<SceneConfig>,
-        snapshots: Option<Snapshotter>,
+        snapshots: Option<SnapshotStage>,
     ) -> Self {
         SceneStage {
             tracker,
@@ -68,6 +76,25 @@ impl SceneStage {
             snapped: HashSet::new(),
             alive: Vec::new(),
             last_pts: 0,
+            seen: HashMap::new(),
+            keep_ms: crate::defaults::TRACK_KEEP_SECS * 1000.0,
+            interval_ms: None,
+            max_missed: 0,
+        }
+    }
+
+    /// Follows the stream's frame interval (a running average of PTS steps, so one skipped
+    /// frame does not swing it) and keeps the tracker's M at `TRACK_KEEP_SECS` of frames.
+    fn follow_rate(&mut self, pts_ms: u64) {
+        if pts_ms > self.last_pts && self.last_pts > 0 {
+            let step = (pts_ms - self.last_pts).min(10_000) as f32;
+            let avg = self.interval_ms.map_or(step, |a| 0.9 * a + 0.1 * step);
+            self.interval_ms = Some(avg);
+        }
+        let frames = keep_frames(self.keep_ms, self.interval_ms);
+        if frames != self.max_missed {
+            self.tracker.set_max_missed(frames);
+            self.max_missed = frames;
         }
     }
 
@@ -93,8 +120,17 @@ impl SceneStage {
         min_score: f32,
         source: &str,
     ) -> FrameResult {
+        self.follow_rate(pts_ms);
         self.last_pts = pts_ms;
         let update = self.tracker.update(detections);
+        for t in update.tracks.iter().filter(|t| t.missed == 0) {
+            self.seen.insert(t.id.clone(), t.bbox);
+        }
+        // Unconfirmed tracks vanish without an `ended`: keep only the living (bounded).
+        if self.seen.len() > update.tracks.len() {
+            let live: HashSet<&str> = update.tracks.iter().map(|t| t.id.as_str()).collect();
+            self.seen.retain(|id, _| live.contains(id.as_str()));
+        }
         let matched: Vec<&Track> = update
             .tracks
             .iter()
@@ -112,7 +148,7 @@ impl SceneStage {
             .tracks
             .iter()
             .filter(|t| t.confirmed && self.shown.contains(&t.id))
-            .map(observation)
+            .map(|t| observation(t, self.seen.get(&t.id)))
             .collect();
         let ended: Vec<String> = update
             .ended
@@ -121,26 +157,22 @@ impl SceneStage {
             .map(|t| t.id.clone())
             .collect();
         self.alive = objects.iter().map(|o| o.id.clone()).collect();
-        let messages = self.scene.observe(&FrameObservations {
-            pts_ms,
-            objects: &objects,
-            ended: &ended,
-        });
-        if let Some(snap) = &mut self.snapshots {
-            for id in &ended {
-                snap.end_track(id);
-            }
-        }
-        for id in &ended {
-            self.snapped.remove(id);
-            self.pre.forget(id);
-        }
+        // Snapshots first: a track confirmed on this frame gets its picture in its `new`.
         let wanted: Vec<(String, &Detection)> = pairs
             .iter()
             .map(|&(t, d)| (matched[t].id.clone(), &detections[d]))
             .filter(|(id, d)| d.confidence >= min_score && self.shown.contains(id))
             .collect();
         self.offer_snapshots(frame, source, &wanted);
+        let messages = self.scene.observe(&FrameObservations {
+            pts_ms,
+            objects: &objects,
+            ended: &ended,
+        });
+        for id in &ended {
+            self.snapped.remove(id);
+            self.pre.forget(id);
+        }
         // Users never see sub-threshold detections, nor the ids of tracks they never saw.
         let ids = ids
             .into_iter()
@@ -155,7 +187,7 @@ impl SceneStage {
     /// slate for tracker, scene and snapshots.
     pub fn finish(&mut self) -> Vec<SceneMessage> {
         let ended = std::mem::take(&mut self.alive);
-        let out = self.scene.observe(&FrameObservations {
+        let out = self.scene.observe_last(&FrameObservations {
             pts_ms: self.last_pts,
             objects: &[],
             ended: &ended,
@@ -163,45 +195,26 @@ impl SceneStage {
         self.tracker.reset();
         self.scene.reset();
         self.shown.clear();
+        self.seen.clear();
         self.snapped.clear();
         self.pre.clear();
-        if let Some(s) = &mut self.snapshots {
-            s.reset();
-        }
         out
     }
 
     fn offer_snapshots(&mut self, frame: &Frame, source: &str, wanted: &[(String, &Detection)]) {
-        let Some(snap) = &mut self.snapshots else {
+        let Some(snap) = &self.snapshots else {
             return;
         };
         let (w, h) = picture_size(frame);
-        let pre = &mut self.pre;
-        let better: Vec<&(String, &Detection)> = wanted
-            .iter()
-            .filter(|(id, d)| pre.offer(id, d.confidence, d.bbox, w, h))
-            .collect();
-        if better.is_empty() {
-            return;
-        }
-        let Some(picture) = frame_picture(frame) else {
-            tracing::warn!(
-                frame = frame.seq,
-                "frame buffer does not match its geometry; no snapshot"
-            );
-            return;
-        };
-        let now = chrono::Utc::now();
-        for (id, det) in better {
-            match snap.offer(source, id, now, &picture, det) {
-                Ok(Some(r)) => {
-                    self.scene.set_snapshot(id, Some(r.reference));
-                    if self.snapped.insert(id.clone()) {
-                        self.scene.snapshot_improved(id);
-                    }
+        for (id, det) in wanted {
+            if !self.pre.offer(id, det.confidence, det.bbox, w, h) {
+                continue;
+            }
+            if let Some(reference) = snap.offer(source, id, frame, det) {
+                let known = self.scene.set_snapshot(id, Some(reference));
+                if self.snapped.insert(id.clone()) && known {
+                    self.scene.snapshot_improved(id);
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, track = %id, "snapshot not written"),
             }
         }
     }
@@ -224,9 +237,16 @@ fn ltwh(b: &BBox) -> assign::Ltwh {
     [b.l, b.t, b.w, b.h]
 }
 
-/// A track as the scene sees it: a coasting track's prediction may leave the frame, the
-/// scene wants 0..1.
-fn observation(t: &Track) -> Observation {
+/// Frames in `keep_ms` at the frame interval (30 fps until one is measured), at least 1.
+fn keep_frames(keep_ms: f32, interval_ms: Option<f32>) -> u32 {
+    let interval = interval_ms.unwrap_or(1000.0 / 30.0).max(1.0);
+    (keep_ms / interval).ceil().clamp(1.0, 100_000.0) as u32
+}
+
+/// A track as the scene sees it, at its last matched box (`seen`) if it has one; the scene
+/// wants 0..1.
+fn observation(t: &Track, seen: Option<&BBox>) -> Observation {
+    let b = seen.unwrap_or(&t.bbox);
     let c = |v: f32| {
         if v.is_finite() {
             v.clamp(0.0, 1.0)
@@ -234,8 +254,8 @@ fn observation(t: &Track) -> Observation {
             0.0
         }
     };
-    let (l, r) = (c(t.bbox.l), c(t.bbox.l + t.bbox.w));
-    let (top, b) = (c(t.bbox.t), c(t.bbox.t + t.bbox.h));
+    let (l, r) = (c(b.l), c(b.l + b.w));
+    let (top, bottom) = (c(b.t), c(b.t + b.h));
     Observation {
         id: t.id.clone(),
         label: t.label.clone(),
@@ -243,7 +263,7 @@ fn observation(t: &Track) -> Observation {
             l,
             t: top,
             w: r - l,
-            h: b - top,
+            h: bottom - top,
         },
         score: t.score,
     }
@@ -347,6 +367,20 @@ mod tests {
             1,
             "{types:?}"
         );
+    }
+
+    #[test]
+    fn keep_alive_is_seconds_at_the_stream_rate() {
+        assert_eq!(keep_frames(5000.0, Some(100.0)), 50);
+        assert_eq!(keep_frames(5000.0, Some(1000.0 / 30.0)), 150);
+        assert_eq!(keep_frames(5000.0, None), 150);
+        assert_eq!(keep_frames(0.0, Some(100.0)), 1);
+        let mut s = stage();
+        let f = frame();
+        for i in 0..20 {
+            s.frame(&f, i * 100, &[det(0.1, 0.9)], 0.5, "cam");
+        }
+        assert_eq!(s.max_missed, 50, "10 fps: 5 s is 50 frames");
     }
 
     #[test]

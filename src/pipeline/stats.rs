@@ -45,6 +45,8 @@ pub struct Stats {
     pub infer_errors: AtomicU64,
     pub messages_out: AtomicU64,
     pub histograms: Mutex<StageHistograms>,
+    /// Snapshot writer and uploader status, when snapshots are on (set per pipeline start).
+    snapshots: Mutex<Option<Arc<super::snapshot_stage::SnapshotStatusCell>>>,
     started: Instant,
     recent: Mutex<std::collections::VecDeque<Instant>>,
     registry: Registry,
@@ -72,6 +74,9 @@ pub struct StatsSnapshot {
     pub latency_ms_p50: f64,
     pub latency_ms_p95: f64,
     pub uptime_s: u64,
+    /// Snapshots written/dropped and uploads pending/uploaded/failed; absent when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<super::snapshot_stage::SnapshotStatus>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -128,6 +133,7 @@ impl Stats {
             infer_errors: AtomicU64::new(0),
             messages_out: AtomicU64::new(0),
             histograms: Mutex::new(StageHistograms::new()),
+            snapshots: Mutex::new(None),
             started: Instant::now(),
             recent: Mutex::new(Default::default()),
             registry,
@@ -230,7 +236,13 @@ impl Stats {
             latency_ms_p50: ms(&h.latency, 0.5),
             latency_ms_p95: ms(&h.latency, 0.95),
             uptime_s: self.started.elapsed().as_secs(),
+            snapshots: lock(&self.snapshots).as_ref().map(|c| c.get()),
         }
+    }
+
+    /// The snapshot status to report from now on (a new pipeline brings a new one).
+    pub fn set_snapshots(&self, cell: Arc<super::snapshot_stage::SnapshotStatusCell>) {
+        *lock(&self.snapshots) = Some(cell);
     }
 
     /// Prometheus text exposition: our registry plus frame counters read live.

@@ -49,6 +49,9 @@ pub struct SceneConfig {
     /// Counts go out at least this often (stream seconds), and on change.
     #[serde(default = "default_counts_every")]
     pub counts_every_secs: f32,
+    /// Change-driven counts go out at most this often (stream seconds); 0: on every change.
+    #[serde(default = "default_counts_min")]
+    pub counts_min_secs: f32,
     /// A track gets an `update` at least this often (stream seconds).
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: f32,
@@ -63,6 +66,9 @@ fn default_min_frames() -> u32 {
 fn default_counts_every() -> f32 {
     defaults::COUNTS_EVERY_SECS
 }
+fn default_counts_min() -> f32 {
+    defaults::COUNTS_MIN_SECS
+}
 fn default_heartbeat() -> f32 {
     defaults::EVENT_HEARTBEAT_SECS
 }
@@ -76,6 +82,7 @@ impl Default for SceneConfig {
             zones: BTreeMap::new(),
             lines: BTreeMap::new(),
             counts_every_secs: defaults::COUNTS_EVERY_SECS,
+            counts_min_secs: defaults::COUNTS_MIN_SECS,
             heartbeat_secs: defaults::EVENT_HEARTBEAT_SECS,
             stationary_secs: defaults::STATIONARY_SECS,
         }
@@ -181,6 +188,7 @@ impl SceneConfig {
             check_classes(&mut e, &f, &l.classes);
         }
         check_secs(&mut e, "countsEverySecs", self.counts_every_secs, 1.0);
+        check_secs(&mut e, "countsMinSecs", self.counts_min_secs, 0.0);
         check_secs(&mut e, "heartbeatSecs", self.heartbeat_secs, 1.0);
         check_secs(&mut e, "stationarySecs", self.stationary_secs, 0.0);
         e

@@ -123,6 +123,9 @@ struct Track {
 #[derive(Debug)]
 pub struct Events {
     tracks: HashMap<String, Track>,
+    /// Snapshots taken on the frame a track is first seen, before it exists here: its `new`
+    /// carries them (no extra `update`). Cleared every frame.
+    early: HashMap<String, String>,
     pub heartbeat_ms: u64,
     /// 0: never stationary.
     pub stationary_ms: u64,
@@ -137,6 +140,7 @@ impl Events {
     pub fn new(heartbeat_secs: f32, stationary_secs: f32) -> Self {
         Events {
             tracks: HashMap::new(),
+            early: HashMap::new(),
             heartbeat_ms: secs_to_ms(heartbeat_secs).max(1),
             stationary_ms: secs_to_ms(stationary_secs),
         }
@@ -166,7 +170,7 @@ impl Events {
                 anchor: c,
                 anchor_ms: pts_ms,
                 last_msg_ms: pts_ms,
-                snapshot: None,
+                snapshot: self.early.remove(&obs.id),
                 snapshot_pending: false,
                 seq: 0,
             };
@@ -285,11 +289,25 @@ impl Events {
     }
 
     /// Where the track's snapshot is (a path or blob name); sent with its next message.
+    /// False for a track not seen yet: the reference is kept for its `new` on this frame.
     pub fn set_snapshot(&mut self, id: &str, reference: Option<String>) -> bool {
-        self.tracks
-            .get_mut(id)
-            .map(|t| t.snapshot = reference)
-            .is_some()
+        match self.tracks.get_mut(id) {
+            Some(t) => {
+                t.snapshot = reference;
+                true
+            }
+            None => {
+                if let Some(r) = reference {
+                    self.early.insert(id.to_string(), r);
+                }
+                false
+            }
+        }
+    }
+
+    /// End of a frame: early snapshots of tracks that did not show up are dropped.
+    pub fn frame_done(&mut self) {
+        self.early.clear();
     }
 
     /// Tracks not observed for longer than `forget_ms`, oldest first then by id.
@@ -318,6 +336,7 @@ impl Events {
 
     pub fn clear(&mut self) {
         self.tracks.clear();
+        self.early.clear();
     }
 }
 

@@ -62,7 +62,10 @@ impl Scene {
             zones: Zones::new(&config.zones),
             lines: Lines::new(&config.lines),
             events: Events::new(config.heartbeat_secs, config.stationary_secs),
-            counts: Counts::new(secs_to_ms(config.counts_every_secs)),
+            counts: Counts::new(
+                secs_to_ms(config.counts_every_secs),
+                secs_to_ms(config.counts_min_secs),
+            ),
             config,
         }
     }
@@ -99,15 +102,32 @@ impl Scene {
             self.zones.remove(id);
             self.lines.remove(id);
         }
-        let now = CountsSnapshot {
-            zones: self.zones.present(),
-            lines: self.lines.totals(),
-            pts_ms: pts,
-        };
-        if let Some(c) = self.counts.tick(now) {
+        if let Some(c) = self.counts.tick(self.counts_now(pts)) {
             out.push(SceneMessage::from_counts(&c));
         }
+        self.events.frame_done();
         out
+    }
+
+    /// The last frame (end of stream, model swap): like `observe`, and counts held back by
+    /// `countsMinSecs` go out now rather than never.
+    pub fn observe_last(&mut self, frame: &FrameObservations) -> Vec<SceneMessage> {
+        let mut out = self.observe(frame);
+        let sent = out.iter().any(|m| m.output == OUTPUT_COUNTS);
+        if !sent {
+            if let Some(c) = self.counts.flush(self.counts_now(frame.pts_ms)) {
+                out.push(SceneMessage::from_counts(&c));
+            }
+        }
+        out
+    }
+
+    fn counts_now(&self, pts_ms: u64) -> CountsSnapshot {
+        CountsSnapshot {
+            zones: self.zones.present(),
+            lines: self.lines.totals(),
+            pts_ms,
+        }
     }
 
     /// New zones, lines and knobs without losing track state: members of a removed zone
@@ -118,8 +138,10 @@ impl Scene {
         self.lines.set_config(&config.lines);
         self.events.heartbeat_ms = secs_to_ms(config.heartbeat_secs).max(1);
         self.events.stationary_ms = secs_to_ms(config.stationary_secs);
-        self.counts
-            .set_every_ms(secs_to_ms(config.counts_every_secs));
+        self.counts.set_every_ms(
+            secs_to_ms(config.counts_every_secs),
+            secs_to_ms(config.counts_min_secs),
+        );
         self.counts.clear();
         self.config = config;
     }
@@ -140,7 +162,8 @@ impl Scene {
     }
 
     /// Where this track's snapshot lives (file path or blob name), or `None`; carried by
-    /// every later message about the track. False: unknown track.
+    /// every later message about the track. False: a track not seen yet, whose `new` on the
+    /// next `observe` carries the reference.
     pub fn set_snapshot(&mut self, track_id: &str, reference: Option<String>) -> bool {
         self.events.set_snapshot(track_id, reference)
     }

@@ -3,6 +3,7 @@
 //! when a connection string is set, the [`Uploader`]; applies retention now and then.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -40,7 +41,7 @@ pub struct SnapshotSettings {
 pub struct Snapshotter {
     best: BestSnapshots,
     store: SnapshotStore,
-    uploader: Option<Uploader>,
+    uploader: Option<Arc<Uploader>>,
     last_retention: Option<Instant>,
 }
 
@@ -49,7 +50,7 @@ impl Snapshotter {
         Self {
             best: BestSnapshots::new(),
             store,
-            uploader,
+            uploader: uploader.map(Arc::new),
             last_retention: None,
         }
     }
@@ -88,6 +89,20 @@ impl Snapshotter {
         {
             return Ok(None);
         }
+        self.write(source, track_id, when, frame, detection)
+            .map(Some)
+    }
+
+    /// Writes `frame` as the track's snapshot (no "is it better" check: the caller decided)
+    /// and queues its upload.
+    pub fn write(
+        &mut self,
+        source: &str,
+        track_id: &str,
+        when: DateTime<Utc>,
+        frame: &RgbImage,
+        detection: &Detection,
+    ) -> Result<SnapshotRef, SnapshotError> {
         let saved = self.store.write(source, track_id, when, frame, detection)?;
         let reference = match &self.uploader {
             Some(up) => match up.enqueue(&saved.rel_path) {
@@ -100,11 +115,25 @@ impl Snapshotter {
             None => saved.rel_path.clone(),
         };
         self.maybe_enforce_retention();
-        Ok(Some(SnapshotRef {
+        Ok(SnapshotRef {
             rel_path: saved.rel_path,
             crop_rel_path: saved.crop_rel_path,
             reference,
-        }))
+        })
+    }
+
+    /// What an event carries for the snapshot at `rel_path`, known before it is written:
+    /// the blob name when uploads are on, else the local path.
+    pub fn reference_for(&self, rel_path: &str) -> String {
+        match &self.uploader {
+            Some(up) => up.blob_ref(rel_path),
+            None => rel_path.to_string(),
+        }
+    }
+
+    /// The uploader, for live status without owning it (it stops when the snapshotter goes).
+    pub fn uploader(&self) -> Option<Weak<Uploader>> {
+        self.uploader.as_ref().map(Arc::downgrade)
     }
 
     /// The track ended.

@@ -3,9 +3,13 @@
 //! 1. confirmed tracks (matched or coasting) take the high-score detections (optimal IoU);
 //! 2. confirmed tracks still unmatched that were matched last frame take the low-score
 //!    detections (stricter IoU): an object half hidden scores low, and this keeps its track;
-//! 3. unconfirmed tracks take what is left of the high-score detections; an unconfirmed track
+//! 3. confirmed tracks still unmatched take what is left of the high-score detections by IoU
+//!    with their last *observed* box (OC-SORT's observation-centric recovery): a person hidden
+//!    for a while reappears near where they were last seen, while the Kalman prediction has
+//!    drifted away on a stale velocity; without this each occlusion starts a new id;
+//! 4. unconfirmed tracks take what is left of the high-score detections; an unconfirmed track
 //!    that misses a frame is dropped, so confirmation needs `min_hits` consecutive high hits;
-//! 4. high-score detections still unmatched start new tracks if they reach `new_track_score`.
+//! 5. high-score detections still unmatched start new tracks if they reach `new_track_score`.
 //!
 //! Confirmed tracks survive `max_missed` frames without a match. All matching is class-aware.
 
@@ -101,12 +105,22 @@ impl Tracker for ByteTrack {
         let m2 = self.stage(&recent, &low, dets, &predicted, cfg.low_match_iou);
         self.apply(&m2, dets, &mut matched);
 
+        let lost: Vec<usize> = (0..self.tracks.len())
+            .filter(|&t| self.tracks[t].confirmed && !matched[t])
+            .collect();
+        let observed: Vec<Ltwh> = self.tracks.iter().map(|t| t.last_obs).collect();
+        let mr = self.stage(&lost, &m1.unmatched_dets, dets, &observed, cfg.match_iou);
+        for &(t, d) in &mr.pairs {
+            self.tracks[t].recovered(&dets[d]);
+            matched[t] = true;
+        }
+
         let unconfirmed: Vec<usize> = (0..self.tracks.len())
             .filter(|&t| !self.tracks[t].confirmed)
             .collect();
         let m3 = self.stage(
             &unconfirmed,
-            &m1.unmatched_dets,
+            &mr.unmatched_dets,
             dets,
             &predicted,
             cfg.unconfirmed_match_iou,
@@ -144,6 +158,10 @@ impl Tracker for ByteTrack {
             tracks: self.tracks.iter().map(KfTrack::track).collect(),
             ended,
         }
+    }
+
+    fn set_max_missed(&mut self, frames: u32) {
+        self.cfg.max_missed = frames;
     }
 
     fn reset(&mut self) {

@@ -109,6 +109,10 @@ impl Tracker for IouTracker {
         }
     }
 
+    fn set_max_missed(&mut self, frames: u32) {
+        self.cfg.max_missed = frames;
+    }
+
     fn reset(&mut self) {
         self.tracks.clear();
         self.ids.reset();

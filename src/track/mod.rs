@@ -58,6 +58,9 @@ pub struct TrackUpdate {
 pub trait Tracker: Send {
     /// Feeds one frame's detections (possibly none) and returns the tracks after it.
     fn update(&mut self, detections: &[Detection]) -> TrackUpdate;
+    /// Frames a confirmed track is kept without a match (M), e.g. when the pipeline turns a
+    /// keep-alive in seconds into frames at the stream's rate.
+    fn set_max_missed(&mut self, frames: u32);
     /// Forgets every track (source change, model swap); ids stay unique across resets.
     fn reset(&mut self);
     fn name(&self) -> &'static str;

@@ -80,6 +80,10 @@ impl Tracker for Sort {
         }
     }
 
+    fn set_max_missed(&mut self, frames: u32) {
+        self.cfg.max_missed = frames;
+    }
+
     fn reset(&mut self) {
         self.tracks.clear();
         self.ids.reset();

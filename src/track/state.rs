@@ -17,6 +17,13 @@ pub(crate) struct KfTrack {
     pub streak: u32,
     pub missed: u32,
     pub confirmed: bool,
+    /// The last matched detection's box: where a lost track is looked for again (OC-SORT's
+    /// observation-centric recovery), since the prediction drifts while coasting.
+    pub last_obs: Ltwh,
+}
+
+fn ltwh(d: &Detection) -> Ltwh {
+    [d.bbox.l, d.bbox.t, d.bbox.w, d.bbox.h]
 }
 
 fn xyah(d: &Detection) -> Xyah {
@@ -35,6 +42,7 @@ impl KfTrack {
             streak: 1,
             missed: 0,
             confirmed: min_hits <= 1,
+            last_obs: ltwh(d),
         }
     }
 
@@ -53,10 +61,18 @@ impl KfTrack {
 
     pub fn matched(&mut self, d: &Detection) {
         self.kf.update(xyah(d));
+        self.last_obs = ltwh(d);
         self.score = d.confidence;
         self.hits = self.hits.saturating_add(1);
         self.streak = self.streak.saturating_add(1);
         self.missed = 0;
+    }
+
+    /// Found again near where it was last seen after coasting: the velocity learnt before
+    /// the gap is stale, so the filter starts over at the detection (the id stays).
+    pub fn recovered(&mut self, d: &Detection) {
+        self.kf = Kalman::initiate(xyah(d));
+        self.matched(d);
     }
 
     pub fn unmatched(&mut self) {
