@@ -45,6 +45,8 @@ pub struct Stats {
     pub infer_errors: AtomicU64,
     pub messages_out: AtomicU64,
     pub histograms: Mutex<StageHistograms>,
+    /// Each running source's own counters, by name (totals above include them).
+    pub sources: super::sources::SourceStatsMap,
     started: Instant,
     recent: Mutex<std::collections::VecDeque<Instant>>,
     registry: Registry,
@@ -72,6 +74,8 @@ pub struct StatsSnapshot {
     pub latency_ms_p50: f64,
     pub latency_ms_p95: f64,
     pub uptime_s: u64,
+    /// Per source, by name.
+    pub sources: std::collections::BTreeMap<String, super::sources::SourceSnapshot>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -128,6 +132,7 @@ impl Stats {
             infer_errors: AtomicU64::new(0),
             messages_out: AtomicU64::new(0),
             histograms: Mutex::new(StageHistograms::new()),
+            sources: Default::default(),
             started: Instant::now(),
             recent: Mutex::new(Default::default()),
             registry,
@@ -230,6 +235,10 @@ impl Stats {
             latency_ms_p50: ms(&h.latency, 0.5),
             latency_ms_p95: ms(&h.latency, 0.95),
             uptime_s: self.started.elapsed().as_secs(),
+            sources: lock(&self.sources)
+                .iter()
+                .map(|(n, s)| (n.clone(), s.snapshot()))
+                .collect(),
         }
     }
 
@@ -268,6 +277,8 @@ impl Stats {
         ));
         let mut buf = Vec::new();
         let _ = prometheus::TextEncoder::new().encode(&families, &mut buf);
-        String::from_utf8_lossy(&buf).to_string()
+        let mut text = String::from_utf8_lossy(&buf).to_string();
+        text.push_str(&super::sources::prometheus_text(&lock(&self.sources)));
+        text
     }
 }
