@@ -7,7 +7,8 @@
 pub fn valid_name(v: &str) -> bool {
     (1..=64).contains(&v.len())
         && !v.starts_with('.')
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 /// `(name, uri)` per `--source`, names unique. `NAME=URI` only when NAME is a valid name:
@@ -27,6 +28,15 @@ pub fn named(values: &[String]) -> Vec<(String, String)> {
         out.push((name, uri));
     }
     out
+}
+
+/// The one `--source`: `NAME=URI` gives its messages NAME; a bare uri stays as it was.
+pub fn single(values: &[String]) -> (Option<String>, String) {
+    let v = values.first().cloned().unwrap_or_default();
+    match v.split_once('=') {
+        Some((n, u)) if valid_name(n) && !u.is_empty() => (Some(n.to_string()), u.to_string()),
+        _ => (None, v),
+    }
 }
 
 /// The last path part of a uri when it makes a valid name, else `source`.
@@ -69,7 +79,10 @@ mod tests {
             ["door", "vtest.mp4", "vtest.mp4-3", "cam1", "test", "source"]
         );
         assert_eq!(got[0].1, "rtsp://u:p@10.0.0.2/s?a=b");
-        assert_eq!(got[3].1, "rtsp://h/cam1?x=1", "'=' inside a uri keeps it whole");
+        assert_eq!(
+            got[3].1, "rtsp://h/cam1?x=1",
+            "'=' inside a uri keeps it whole"
+        );
         assert_eq!(got[5].1, "./x=y.mp4");
     }
 

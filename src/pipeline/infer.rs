@@ -85,7 +85,10 @@ impl InferLoop {
             // A source's own maxFps, else the live settings' one.
             let max_fps = src.info.max_fps.get().or(live.max_fps);
             if !src.rate.admit(pts_ms(&frame), max_fps) {
-                src.info.stats.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                src.info
+                    .stats
+                    .frames_skipped
+                    .fetch_add(1, Ordering::Relaxed);
                 self.shared
                     .stats
                     .frames_skipped
@@ -247,7 +250,9 @@ impl InferLoop {
                         Ok(src) => {
                             self.sources.insert(id, src);
                         }
-                        Err(e) => tracing::error!(error = %e, "source has no tracker; its frames are ignored"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "source has no tracker; its frames are ignored")
+                        }
                     }
                 }
                 Next::Ended(id) => {

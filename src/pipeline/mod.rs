@@ -442,9 +442,11 @@ impl Pipeline {
         let mut ingest = Ok(());
         for (_, h) in std::mem::take(&mut self.sources) {
             // Not a stop: a file still playing finishes when every source has.
-            if let Err(e) = h.thread.join().unwrap_or_else(|_| {
-                Err(IngestError::Init("ingest thread panicked".into()))
-            }) {
+            if let Err(e) = h
+                .thread
+                .join()
+                .unwrap_or_else(|_| Err(IngestError::Init("ingest thread panicked".into())))
+            {
                 if ingest.is_ok() {
                     ingest = Err(e);
                 }

@@ -63,7 +63,11 @@ mod tests {
     use std::collections::{BTreeMap, VecDeque};
 
     /// Queues per source; `serve` runs `turns` picks and returns who was served.
-    fn serve(rr: &mut RoundRobin, queues: &mut BTreeMap<u32, VecDeque<u64>>, turns: usize) -> Vec<u32> {
+    fn serve(
+        rr: &mut RoundRobin,
+        queues: &mut BTreeMap<u32, VecDeque<u64>>,
+        turns: usize,
+    ) -> Vec<u32> {
         (0..turns)
             .filter_map(|_| rr.next(|id| queues.get_mut(&id).and_then(VecDeque::pop_front)))
             .map(|(id, _)| id)
@@ -83,7 +87,10 @@ mod tests {
         // Source 0 is a file with a thousand frames waiting; 1 is a camera with a frame
         // ready every other turn.
         let mut r = rr(&[0, 1]);
-        let mut q = BTreeMap::from([(0, (0..1000).collect::<VecDeque<u64>>()), (1, VecDeque::new())]);
+        let mut q = BTreeMap::from([
+            (0, (0..1000).collect::<VecDeque<u64>>()),
+            (1, VecDeque::new()),
+        ]);
         let mut served = Vec::new();
         for t in 0..100 {
             if t % 2 == 0 {
@@ -92,15 +99,20 @@ mod tests {
             served.extend(serve(&mut r, &mut q, 1));
         }
         let camera = served.iter().filter(|s| **s == 1).count();
-        assert_eq!(camera, 50, "every camera frame is served at its turn: {served:?}");
+        assert_eq!(
+            camera, 50,
+            "every camera frame is served at its turn: {served:?}"
+        );
         assert!(q[&1].is_empty());
     }
 
     #[test]
     fn all_ready_sources_share_turns_evenly() {
         let mut r = rr(&[3, 7, 9]);
-        let mut q: BTreeMap<u32, VecDeque<u64>> =
-            [3, 7, 9].iter().map(|id| (*id, (0..100).collect())).collect();
+        let mut q: BTreeMap<u32, VecDeque<u64>> = [3, 7, 9]
+            .iter()
+            .map(|id| (*id, (0..100).collect()))
+            .collect();
         let served = serve(&mut r, &mut q, 30);
         assert_eq!(&served[..6], &[3, 7, 9, 3, 7, 9]);
         for id in [3, 7, 9] {
@@ -118,10 +130,18 @@ mod tests {
             (2, (0..10).collect()),
         ]);
         let served = serve(&mut r, &mut q, 20);
-        assert_eq!(served.len(), 20, "every turn serves someone while frames wait");
+        assert_eq!(
+            served.len(),
+            20,
+            "every turn serves someone while frames wait"
+        );
         assert!(!served.contains(&1));
         assert_eq!(served.iter().filter(|s| **s == 0).count(), 10);
-        assert_eq!(serve(&mut r, &mut q, 1), Vec::<u32>::new(), "nothing left: no pick");
+        assert_eq!(
+            serve(&mut r, &mut q, 1),
+            Vec::<u32>::new(),
+            "nothing left: no pick"
+        );
     }
 
     #[test]
@@ -138,7 +158,11 @@ mod tests {
         assert_eq!(serve(&mut r, &mut q, 3), vec![0, 2, 3]);
         r.remove(3);
         r.remove(42);
-        assert_eq!(serve(&mut r, &mut q, 2), vec![0, 2], "removing the last wraps");
+        assert_eq!(
+            serve(&mut r, &mut q, 2),
+            vec![0, 2],
+            "removing the last wraps"
+        );
         r.remove(0);
         r.remove(2);
         assert!(r.is_empty());

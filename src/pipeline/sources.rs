@@ -44,7 +44,9 @@ pub struct MaxFps(AtomicU32);
 
 impl MaxFps {
     pub fn set(&self, v: Option<f32>) {
-        let bits = v.filter(|f| *f > 0.0 && f.is_finite()).map_or(0, f32::to_bits);
+        let bits = v
+            .filter(|f| *f > 0.0 && f.is_finite())
+            .map_or(0, f32::to_bits);
         self.0.store(bits, Ordering::Relaxed);
     }
 
@@ -145,12 +147,42 @@ pub fn prometheus_text(sources: &BTreeMap<String, Arc<SourceStats>>) -> String {
     }
     type Get = fn(&SourceSnapshot) -> u64;
     let families: [(&str, &str, &str, Get); 6] = [
-        ("edgelens_source_frames_in_total", "counter", "Frames received, per source", |s| s.frames_in),
-        ("edgelens_source_frames_dropped_total", "counter", "Frames dropped while inference was busy, per source", |s| s.dropped),
-        ("edgelens_source_frames_inferred_total", "counter", "Frames run through the model, per source", |s| s.frames_inferred),
-        ("edgelens_source_frames_skipped_total", "counter", "Frames skipped by maxFps, per source", |s| s.skipped),
-        ("edgelens_source_restarts_total", "counter", "Times the source pipeline was rebuilt, per source", |s| s.restarts),
-        ("edgelens_source_connected", "gauge", "1 while the source delivers", |s| u64::from(s.connected)),
+        (
+            "edgelens_source_frames_in_total",
+            "counter",
+            "Frames received, per source",
+            |s| s.frames_in,
+        ),
+        (
+            "edgelens_source_frames_dropped_total",
+            "counter",
+            "Frames dropped while inference was busy, per source",
+            |s| s.dropped,
+        ),
+        (
+            "edgelens_source_frames_inferred_total",
+            "counter",
+            "Frames run through the model, per source",
+            |s| s.frames_inferred,
+        ),
+        (
+            "edgelens_source_frames_skipped_total",
+            "counter",
+            "Frames skipped by maxFps, per source",
+            |s| s.skipped,
+        ),
+        (
+            "edgelens_source_restarts_total",
+            "counter",
+            "Times the source pipeline was rebuilt, per source",
+            |s| s.restarts,
+        ),
+        (
+            "edgelens_source_connected",
+            "gauge",
+            "1 while the source delivers",
+            |s| u64::from(s.connected),
+        ),
     ];
     let snaps: Vec<(String, SourceSnapshot)> = sources
         .iter()
@@ -168,7 +200,9 @@ pub fn prometheus_text(sources: &BTreeMap<String, Arc<SourceStats>>) -> String {
 
 /// A label value per the exposition format: backslash, quote and newline escaped.
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A running source: its ingest thread and what stops it.
