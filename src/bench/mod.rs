@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 mod chart;
 mod phases;
 pub mod report;
+pub mod streams;
 mod sys;
 
 use crate::engine::{backends, preprocess, Engine, EngineError, EngineOptions};

@@ -28,18 +28,34 @@ pub struct BenchArgs {
     /// No progress bars (CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Several sources in one process instead: N copies of the video per row, e.g. 1,2,4,8
+    /// (one engine on all cores, vs N processes at 1 thread, vs the machine limit).
+    #[arg(long, value_delimiter = ',')]
+    streams: Vec<usize>,
+    /// With --streams: one stream at 1 thread, no comparison (the N-processes side).
+    #[arg(long, hide = true)]
+    streams_alone: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let outcome = edgelens::bench::run(&edgelens::bench::Settings {
-        model: args.model,
-        backends: args.backend,
-        video: args.video,
-        frames: args.frames,
-        threads: args.threads,
-        out: args.out,
-        quiet: args.quiet,
-    })?;
+    if !args.streams.is_empty() {
+        anyhow::ensure!(
+            args.streams
+                .iter()
+                .all(|n| (1..=edgelens::defaults::MAX_SOURCES).contains(n)),
+            "--streams: each count must be 1..{}",
+            edgelens::defaults::MAX_SOURCES
+        );
+        let alone = args.streams_alone;
+        let counts = args.streams.clone();
+        let settings = settings(args);
+        let r = edgelens::bench::streams::run(&settings, &counts, alone)?;
+        let json = edgelens::bench::streams::write(&r, &settings.out)?;
+        print!("{}", edgelens::bench::streams::table(&r));
+        eprintln!("wrote {}", json.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = edgelens::bench::run(&settings(args))?;
     print!("{}", edgelens::bench::report::table(&outcome.report));
     eprintln!(
         "wrote {} and {}",
@@ -47,4 +63,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         outcome.png.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn settings(args: BenchArgs) -> edgelens::bench::Settings {
+    edgelens::bench::Settings {
+        model: args.model,
+        backends: args.backend,
+        video: args.video,
+        frames: args.frames,
+        threads: args.threads,
+        out: args.out,
+        quiet: args.quiet,
+    }
 }

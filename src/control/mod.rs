@@ -109,6 +109,9 @@ struct Module {
     restart_source_at: Option<Instant>,
     /// When to start a source again that ended or failed; the others run on.
     retry_at: BTreeMap<String, Instant>,
+    /// Sources removed by the twin: reported stats are merged, so their entries are
+    /// deleted with a null (bounded; a null for an absent key is harmless).
+    gone_sources: Vec<String>,
     /// When to return freed heap to the OS after a model swap.
     trim_at: Option<Instant>,
 }
@@ -168,6 +171,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         twin_get: TwinGet::default(),
         restart_source_at: None,
         retry_at: BTreeMap::new(),
+        gone_sources: Vec::new(),
         trim_at: None,
     };
     module.start_pipeline()?;
@@ -311,7 +315,13 @@ impl Module {
     }
 
     fn stats_json(&self) -> Value {
-        report::stats(Some(self.stats.snapshot()), &self.session.stats())
+        let mut v = report::stats(Some(self.stats.snapshot()), &self.session.stats());
+        if let Some(s) = v.get_mut("sources").and_then(Value::as_object_mut) {
+            for name in &self.gone_sources {
+                s.entry(name.clone()).or_insert(Value::Null);
+            }
+        }
+        v
     }
 
     fn full_report(&mut self) -> Value {

@@ -43,6 +43,15 @@ impl Module {
                 restart.push(n);
             }
         }
+        for name in &c.stop {
+            self.gone_sources.retain(|n| n != name);
+            self.gone_sources.push(name.clone());
+        }
+        let excess = self
+            .gone_sources
+            .len()
+            .saturating_sub(defaults::MAX_SOURCES * 4);
+        self.gone_sources.drain(..excess);
         for name in c.stop.iter().chain(&restart) {
             tracing::info!(source = %name, "stopping source");
             self.retry_at.remove(name);
