@@ -151,6 +151,12 @@ fn a_dead_and_a_broken_source_stall_no_live_one() {
         text.contains("edgelens_source_frames_inferred_total{source=\"camera\"}"),
         "{text}"
     );
+    // One family per name: labelled per-source series never clash with the totals.
+    let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let mut unique = types.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(types.len(), unique.len(), "{text}");
     p.stop();
     p.wait();
 }

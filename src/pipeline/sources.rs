@@ -172,7 +172,7 @@ pub fn prometheus_text(sources: &BTreeMap<String, Arc<SourceStats>>) -> String {
             |s| s.skipped,
         ),
         (
-            "edgelens_source_restarts_total",
+            "edgelens_source_reconnects_total",
             "counter",
             "Times the source pipeline was rebuilt, per source",
             |s| s.restarts,
