@@ -44,12 +44,22 @@ pub struct StreamsReport {
     pub rows: Vec<StreamsRow>,
 }
 
-/// Runs every count in `counts`. `alone`: this is a child process, measure one stream
-/// only (no limit, no children).
-pub fn run(s: &Settings, counts: &[usize], alone: bool) -> Result<StreamsReport, BenchError> {
+/// Runs every count in `counts`, the one engine at `threads` (default: all cores).
+/// `alone`: this is a child process, measure one stream at 1 thread only (no limit, no
+/// children).
+pub fn run(
+    s: &Settings,
+    counts: &[usize],
+    alone: bool,
+    threads: Option<usize>,
+) -> Result<StreamsReport, BenchError> {
     let spec = crate::ingest::resolve(&s.video, &Default::default(), None)?;
     let cores = sys::cores();
-    let threads = if alone { 1 } else { cores.max(1) };
+    let threads = if alone {
+        1
+    } else {
+        threads.unwrap_or(cores).max(1)
+    };
     let (limit_fps, infer_ms, decode_ms, pre_ms) = if alone {
         (0.0, 0.0, 0.0, 0.0)
     } else {

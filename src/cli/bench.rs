@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// (one engine on all cores, vs N processes at 1 thread, vs the machine limit).
     #[arg(long, value_delimiter = ',')]
     streams: Vec<usize>,
+    /// With --streams: intra-op threads of the one engine serving every stream (default:
+    /// all cores).
+    #[arg(long)]
+    streams_threads: Option<usize>,
     /// With --streams: one stream at 1 thread, no comparison (the N-processes side).
     #[arg(long, hide = true)]
     streams_alone: bool,
@@ -48,8 +52,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
         let alone = args.streams_alone;
         let counts = args.streams.clone();
+        let threads = args.streams_threads;
         let settings = settings(args);
-        let r = edgelens::bench::streams::run(&settings, &counts, alone)?;
+        let r = edgelens::bench::streams::run(&settings, &counts, alone, threads)?;
         let json = edgelens::bench::streams::write(&r, &settings.out)?;
         print!("{}", edgelens::bench::streams::table(&r));
         eprintln!("wrote {}", json.display());
