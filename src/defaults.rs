@@ -173,3 +173,9 @@ pub const UNPACK_MAX_COMPRESSION: u64 = 20;
 pub const UNPACK_FLOOR_MB: u64 = 16;
 /// Disk space left free for the rest of the device when unpacking a model, in MB.
 pub const DISK_RESERVE_MB: u64 = 64;
+
+// --- Several sources per module (issue 12, section 3) ---
+/// Sources one pipeline (one module) runs at most.
+pub const MAX_SOURCES: usize = 16;
+/// The name the twin's single `source` goes by among `sources`.
+pub const DEFAULT_SOURCE: &str = "default";

@@ -133,6 +133,7 @@ fn frame_for(img: &image::RgbImage, target: &InputSpec) -> Frame {
         order: target.color,
         geometry,
         received: std::time::Instant::now(),
+        source: 0,
     }
 }
 

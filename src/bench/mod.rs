@@ -14,6 +14,7 @@ pub mod html;
 pub mod limit;
 mod phases;
 pub mod report;
+pub mod streams;
 mod sys;
 
 use crate::engine::{backends, preprocess, Engine, EngineError, EngineOptions};

@@ -35,6 +35,17 @@ pub struct BenchArgs {
     /// Also write bench.html: a self-contained report (tables, percentiles, the chart inline).
     #[arg(long)]
     html: bool,
+    /// Several sources in one process instead: N copies of the video per row, e.g. 1,2,4,8
+    /// (one engine on all cores, vs N processes at 1 thread, vs the machine limit).
+    #[arg(long, value_delimiter = ',')]
+    streams: Vec<usize>,
+    /// With --streams: intra-op threads of the one engine serving every stream (default:
+    /// all cores).
+    #[arg(long)]
+    streams_threads: Option<usize>,
+    /// With --streams: one stream at 1 thread, no comparison (the N-processes side).
+    #[arg(long, hide = true)]
+    streams_alone: bool,
 }
 
 /// A thread count: a positive number, or `all` for every core this process may use.
@@ -51,10 +62,42 @@ fn parse_threads(s: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if !args.streams.is_empty() {
+        anyhow::ensure!(
+            args.streams
+                .iter()
+                .all(|n| (1..=edgelens::defaults::MAX_SOURCES).contains(n)),
+            "--streams: each count must be 1..{}",
+            edgelens::defaults::MAX_SOURCES
+        );
+        let alone = args.streams_alone;
+        let counts = args.streams.clone();
+        let threads = args.streams_threads;
+        let settings = settings(args);
+        let r = edgelens::bench::streams::run(&settings, &counts, alone, threads)?;
+        let json = edgelens::bench::streams::write(&r, &settings.out)?;
+        print!("{}", edgelens::bench::streams::table(&r));
+        eprintln!("wrote {}", json.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = edgelens::bench::run(&settings(args))?;
+    print!("{}", edgelens::bench::report::table(&outcome.report));
+    eprintln!(
+        "wrote {} and {}",
+        outcome.json.display(),
+        outcome.png.display()
+    );
+    if let Some(html) = &outcome.html {
+        eprintln!("wrote {}", html.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn settings(args: BenchArgs) -> edgelens::bench::Settings {
     // clap fills the defaults, so both lists hold at least one value.
     let mut models = args.model.into_iter();
     let mut threads = args.threads.into_iter();
-    let outcome = edgelens::bench::run(&edgelens::bench::Settings {
+    edgelens::bench::Settings {
         model: models
             .next()
             .unwrap_or_else(|| "models/ssdlite-person".into()),
@@ -68,15 +111,5 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         extra_threads: threads.collect(),
         html: args.html,
         scene_ab: args.scene_ab,
-    })?;
-    print!("{}", edgelens::bench::report::table(&outcome.report));
-    eprintln!(
-        "wrote {} and {}",
-        outcome.json.display(),
-        outcome.png.display()
-    );
-    if let Some(html) = &outcome.html {
-        eprintln!("wrote {}", html.display());
     }
-    Ok(ExitCode::SUCCESS)
 }

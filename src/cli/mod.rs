@@ -9,6 +9,7 @@ mod detect;
 mod module;
 mod quantize;
 mod run;
+mod sources;
 mod track;
 
 #[derive(Debug, Parser)]

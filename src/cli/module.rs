@@ -28,6 +28,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         !args.source.live,
         "--live only applies to --pipeline and is not available in module mode"
     );
+    anyhow::ensure!(
+        !(args.source.source.len() > 1 && args.name.is_some()),
+        "--name names a single source; with several, name each: --source NAME=URI"
+    );
     let scene_args = super::run::scene_args(&args)?;
     let (mut initial, models_dir) = initial_config(&args);
     // The command line's scene is the base the twin overrides, like every other field.
@@ -55,7 +59,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     control::run_module(
         ModuleOptions {
             initial,
-            source_name: args.name.clone(),
+            source_name: args
+                .name
+                .clone()
+                .or_else(|| super::sources::single(&args.source.source).0),
             models_dir,
             cache_dir: args
                 .cache_dir
@@ -90,6 +97,24 @@ fn initial_config(args: &RunArgs) -> (DesiredConfig, PathBuf) {
         None => PathBuf::from("models"),
     };
     let params: BTreeMap<String, String> = args.source.set.iter().cloned().collect();
+    let source = |uri: String| SourceConfig {
+        uri: Some(uri),
+        params: (!params.is_empty()).then(|| params.clone()),
+        max_fps: args.max_fps.map(f64::from),
+    };
+    // One --source is the twin's `source` (named `default`); several are its `sources`.
+    let (single, several) = if args.source.source.len() > 1 {
+        let all = super::sources::named(&args.source.source);
+        (
+            None,
+            Some(all.into_iter().map(|(n, u)| (n, source(u))).collect()),
+        )
+    } else {
+        (
+            Some(source(super::sources::single(&args.source.source).1)),
+            None,
+        )
+    };
     let detection =
         (args.min_confidence.is_some() || !args.classes.is_empty()).then(|| DetectionConfig {
             min_confidence: args.min_confidence.map(f64::from),
@@ -103,11 +128,8 @@ fn initial_config(args: &RunArgs) -> (DesiredConfig, PathBuf) {
             backend: args.model.backend.clone(),
             threads: Some(args.model.threads as u32),
         }),
-        source: Some(SourceConfig {
-            uri: Some(args.source.source.clone()),
-            params: (!params.is_empty()).then_some(params),
-            max_fps: args.max_fps.map(f64::from),
-        }),
+        source: single,
+        sources: several,
         detection,
         ..Default::default()
     };

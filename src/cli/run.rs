@@ -13,15 +13,17 @@ use clap::Args;
 use edgelens::engine::{DetectionFilter, Engine, EngineOptions};
 use edgelens::ingest::{self, IngestConfig, Mode};
 use edgelens::mqtt::QueueLimits;
-use edgelens::pipeline::{LiveSettings, OutputMode, Pipeline, PipelineOptions};
+use edgelens::pipeline::{LiveSettings, OutputMode, Pipeline, PipelineOptions, SourceInput};
 use edgelens::publish::{session::SessionSink, stdout::StdoutSink, Sink};
 
 #[derive(Debug, Args, Clone)]
 pub struct SourceArgs {
     /// A video file, rtsp:// URL, /dev/videoN, or a preset name (file, rtsp, usb, test).
+    /// Repeat for several sources served by one model in fair turns; NAME=URI names one
+    /// (its messages' `source`), else it is named after the uri's last part.
     #[arg(long, default_value = edgelens::defaults::SOURCE)]
-    pub source: String,
-    /// Fill a preset placeholder, e.g. --set pattern=smpte (repeatable).
+    pub source: Vec<String>,
+    /// Fill a preset placeholder, e.g. --set pattern=smpte (repeatable; every source).
     #[arg(long = "set", value_parser = parse_kv)]
     pub set: Vec<(String, String)>,
     /// A raw gst-launch description producing raw video; replaces --source.
@@ -171,9 +173,40 @@ pub fn resolve_source(args: &SourceArgs) -> anyhow::Result<ingest::SourceSpec> {
         Some(desc) => ingest::raw(desc, args.live, "pipeline"),
         None => {
             let overrides: BTreeMap<String, String> = args.set.iter().cloned().collect();
-            ingest::resolve(&args.source, &overrides, args.presets.as_deref())?
+            let (name, uri) = super::sources::single(&args.source);
+            let mut spec = ingest::resolve(&uri, &overrides, args.presets.as_deref())?;
+            if let Some(n) = name {
+                spec.name = n;
+            }
+            spec
         }
     })
+}
+
+/// Every `--source` as a pipeline source, named (several sources).
+fn source_inputs(args: &SourceArgs, engine: &Engine) -> anyhow::Result<Vec<SourceInput>> {
+    anyhow::ensure!(
+        args.pipeline.is_none(),
+        "--pipeline replaces --source: give one or the other"
+    );
+    let overrides: BTreeMap<String, String> = args.set.iter().cloned().collect();
+    super::sources::named(&args.source)
+        .into_iter()
+        .map(|(name, uri)| {
+            let spec = ingest::resolve(&uri, &overrides, args.presets.as_deref())
+                .with_context(|| format!("--source {name}"))?;
+            let mut config = IngestConfig::for_model(spec.clone(), engine.input_spec());
+            if args.realtime && !spec.live {
+                config.mode = Mode::Realtime;
+            }
+            Ok(SourceInput {
+                name,
+                message_name: None,
+                config,
+                max_fps: None,
+            })
+        })
+        .collect()
 }
 
 pub fn load_engine(args: &ModelArgs) -> anyhow::Result<Engine> {
@@ -216,12 +249,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(f > 0.0, "--max-fps must be > 0, got {f}");
     }
     let scene = scene_args(&args)?;
-    let spec = resolve_source(&args.source)?;
+    let several = args.source.source.len() > 1;
+    anyhow::ensure!(
+        !(several && args.name.is_some()),
+        "--name names a single source; with several, name each: --source NAME=URI"
+    );
+    let spec = if several {
+        None
+    } else {
+        Some(resolve_source(&args.source)?)
+    };
     let engine = load_engine(&args.model)?;
-    let mut config = IngestConfig::for_model(spec.clone(), engine.input_spec());
-    if args.source.realtime && !spec.live {
-        config.mode = Mode::Realtime;
-    }
+    let inputs = match &spec {
+        Some(_) => Vec::new(),
+        None => source_inputs(&args.source, &engine)?,
+    };
     let sink: Box<dyn Sink> = match &args.mqtt {
         Some(url) => Box::new(SessionSink::plain_mqtt(
             url,
@@ -237,21 +279,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             classes: args.classes.clone(),
         },
         max_fps: args.max_fps,
-        source_name: args.name.clone().unwrap_or_else(|| spec.name.clone()),
+        source_name: match (&args.name, &spec) {
+            (Some(n), _) => n.clone(),
+            (None, Some(s)) => s.name.clone(),
+            (None, None) => String::new(),
+        },
         output_mode: scene.output_mode,
         scene: Arc::new(scene.scene),
     }));
-    let pipeline = Pipeline::start(
-        config,
-        Arc::new(ArcSwap::from_pointee(engine)),
-        settings,
-        sink,
-        PipelineOptions {
-            tracker_name: args.tracker.clone(),
-            snapshots: scene.snapshots,
-            ..Default::default()
-        },
-    )?;
+    let options = PipelineOptions {
+        tracker_name: args.tracker.clone(),
+        snapshots: scene.snapshots,
+        ..Default::default()
+    };
+    let engine = Arc::new(ArcSwap::from_pointee(engine));
+    let pipeline = match &spec {
+        Some(spec) => {
+            let mut config = IngestConfig::for_model(spec.clone(), engine.load().input_spec());
+            if args.source.realtime && !spec.live {
+                config.mode = Mode::Realtime;
+            }
+            Pipeline::start(config, engine, settings, sink, options)?
+        }
+        None => Pipeline::start_sources(inputs, engine, settings, sink, options)?,
+    };
     if let Some(addr) = metrics_addr(&args.metrics_addr)? {
         let stats = pipeline.stats.clone();
         let bound = edgelens::metrics::serve(addr, Arc::new(move || stats.prometheus_text()))
@@ -264,7 +315,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
     }
-    tracing::info!(source = %spec.name, preset = %spec.preset, live = spec.live, "running");
+    match &spec {
+        Some(spec) => {
+            tracing::info!(source = %spec.name, preset = %spec.preset, live = spec.live, "running")
+        }
+        None => tracing::info!(sources = ?pipeline.source_names(), "running"),
+    }
     while !pipeline.is_finished() && !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::config::{self, DesiredConfig, ModelConfig};
+use super::sources::SourceChanges;
 use crate::defaults::MAX_DESIRED_BYTES;
 
 /// What the module runs now, as far as applying a document is concerned.
@@ -23,8 +24,12 @@ pub struct Current<'a> {
 pub struct Plan {
     /// The effective config: the base with the twin's fields over it.
     pub config: DesiredConfig,
-    /// The source's uri or params changed: restart the source (only the source).
+    /// Some source starts, stops or restarts (`sources` says which), or all restart.
     pub restart_source: bool,
+    /// Per source: which start, stop, restart, or change only their maxFps.
+    pub sources: SourceChanges,
+    /// Snapshots are written by the pipeline: a new container restarts every source.
+    pub restart_all: bool,
     /// Detection filters, maxFps or output changed: swap the live settings.
     pub settings_changed: bool,
     /// Load this model off the hot path.
@@ -54,21 +59,26 @@ pub fn plan(document: &Value, current: Current<'_>) -> Result<Plan, Vec<String>>
     }
     let twin = config::parse(document)?;
     let effective = config::overlay(current.base, &twin);
+    // The twin's sources may be fine alone and too many over the command line's.
+    let mut errors = Vec::new();
+    super::sources::check(&effective, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let wanted = effective.model.clone().unwrap_or_default();
     let load_model = (wanted != *current.model_target).then_some(wanted);
-    let source_key =
-        |c: &DesiredConfig| c.source.as_ref().map(|s| (s.uri.clone(), s.params.clone()));
-    let max_fps = |c: &DesiredConfig| c.source.as_ref().and_then(|s| s.max_fps);
     let applied = current.applied;
+    let sources = super::sources::changes(applied, &effective);
+    let restart_all = effective.snapshots != applied.snapshots;
     Ok(Plan {
-        // Snapshots are written by the pipeline: a new container is a new pipeline.
-        restart_source: source_key(&effective) != source_key(applied)
-            || effective.snapshots != applied.snapshots,
+        restart_source: sources.runs_change() || restart_all,
+        restart_all,
         settings_changed: effective.detection != applied.detection
             || effective.output != applied.output
             || effective.zones != applied.zones
             || effective.lines != applied.lines
-            || max_fps(&effective) != max_fps(applied),
+            || !sources.max_fps.is_empty(),
+        sources,
         load_model,
         config: effective,
     })
@@ -180,6 +190,29 @@ mod tests {
         .unwrap_err();
         let all = errs.join("; ");
         assert!(all.contains("door") && all.contains("l"), "{all}");
+    }
+
+    #[test]
+    fn twin_sources_replace_the_command_line_source_one_by_one() {
+        let mut w = World::new();
+        let two = json!({"sources": {"a": {"uri": "test"}, "b": {"uri": "test"}}});
+        let p = plan(&two, w.current()).unwrap();
+        assert_eq!(p.sources.start, ["a", "b"]);
+        assert_eq!(
+            p.sources.stop,
+            ["default"],
+            "the command line's camera stops"
+        );
+        assert!(p.restart_source && !p.restart_all && p.config.source.is_none());
+        w.applied = p.config;
+        let one = json!({"sources": {"a": {"uri": "test", "maxFps": 3}}});
+        let p = plan(&one, w.current()).unwrap();
+        assert_eq!(p.sources.stop, ["b"]);
+        assert!(p.sources.start.is_empty() && p.sources.restart.is_empty());
+        assert_eq!(p.sources.max_fps, ["a"]);
+        assert!(p.settings_changed);
+        let both = json!({"source": {"uri": "test"}, "sources": {"default": {"uri": "test"}}});
+        assert!(plan(&both, w.current()).unwrap_err()[0].contains("both define"));
     }
 
     #[test]

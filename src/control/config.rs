@@ -25,8 +25,16 @@ use crate::scene::{LineConfig, SceneConfig, ZoneConfig};
 pub struct DesiredConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelConfig>,
+    /// The one video source; among `sources` it is the one named `default`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceConfig>,
+    /// Several video sources by name, served by one model in fair turns; each has its own
+    /// reconnect, stats, tracker and maxFps, and its name is the `source` of its messages.
+    /// At most 16 with `source`. Twin `sources` replace the command line's source(s);
+    /// adding, changing or removing one starts, restarts or stops only that source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16, "propertyNames" = {"pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"}))]
+    pub sources: Option<BTreeMap<String, SourceConfig>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,16 +207,13 @@ pub fn overlay(base: &DesiredConfig, over: &DesiredConfig) -> DesiredConfig {
             backend: pick(&b.backend, &o.backend),
             threads: pick(&b.threads, &o.threads),
         }),
-        source: section(&base.source, &over.source, |b, o| SourceConfig {
-            uri: pick(&b.uri, &o.uri),
-            // Params belong to a source: a new uri starts from the twin's params alone.
-            params: if o.uri.is_some() {
-                o.params.clone()
-            } else {
-                pick(&b.params, &o.params)
-            },
-            max_fps: pick(&b.max_fps, &o.max_fps),
-        }),
+        // The twin's `sources` replace the command line's: its `source` stays only if named.
+        sources: pick(&base.sources, &over.sources),
+        source: if over.sources.is_some() && over.source.is_none() {
+            None
+        } else {
+            section(&base.source, &over.source, overlay_source)
+        },
         detection: section(&base.detection, &over.detection, |b, o| DetectionConfig {
             min_confidence: pick(&b.min_confidence, &o.min_confidence),
             classes: pick(&b.classes, &o.classes),
@@ -226,6 +231,23 @@ pub fn overlay(base: &DesiredConfig, over: &DesiredConfig) -> DesiredConfig {
         snapshots: section(&base.snapshots, &over.snapshots, |b, o| SnapshotsConfig {
             container: pick(&b.container, &o.container),
         }),
+    }
+}
+
+/// A twin source over the command line's, field by field.
+fn overlay_source(b: &SourceConfig, o: &SourceConfig) -> SourceConfig {
+    fn pick<T: Clone>(b: &Option<T>, o: &Option<T>) -> Option<T> {
+        o.clone().or_else(|| b.clone())
+    }
+    SourceConfig {
+        uri: pick(&b.uri, &o.uri),
+        // Params belong to a source: a new uri starts from the twin's params alone.
+        params: if o.uri.is_some() {
+            o.params.clone()
+        } else {
+            pick(&b.params, &o.params)
+        },
+        max_fps: pick(&b.max_fps, &o.max_fps),
     }
 }
 

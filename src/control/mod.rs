@@ -4,6 +4,7 @@
 //! This file keeps the run loop and the supervision of the source; `twin.rs` handles what
 //! EdgeHub sends.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub mod config;
 pub mod model_fetch;
 pub mod model_load;
 pub mod report;
+pub mod sources;
+mod supervise;
 mod twin;
 pub mod validate;
 
@@ -26,7 +29,7 @@ use crate::edgehub::{self, topics, ModuleIdentity};
 use crate::engine::{DetectionFilter, Engine};
 use crate::ingest::{self, IngestConfig, SourceSpec};
 use crate::mqtt::{ControlKind, QueueLimits, Session};
-use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions, Stats};
+use crate::pipeline::{LiveSettings, Pipeline, PipelineOptions, SourceInput, Stats};
 use crate::snapshot::SnapshotSettings;
 use config::{DesiredConfig, ModelConfig};
 use model_fetch::{FetchSettings, Fetcher};
@@ -88,7 +91,8 @@ struct Module {
     /// across source restarts.
     stats: Arc<Stats>,
     pipeline: Option<Pipeline>,
-    source: SourceSpec,
+    /// Every source the config asks for, resolved, by name (`default` is `source`).
+    sources: BTreeMap<String, SourceSpec>,
     /// The effective config; its model is the last one asked for.
     applied: DesiredConfig,
     /// The model config that serves now, its folder (pinned in the cache), and its status.
@@ -101,7 +105,13 @@ struct Module {
     loader: Loader,
     rid: u64,
     twin_get: TwinGet,
+    /// When to start the whole pipeline again (it could not start).
     restart_source_at: Option<Instant>,
+    /// When to start a source again that ended or failed; the others run on.
+    retry_at: BTreeMap<String, Instant>,
+    /// Sources removed by the twin: reported stats are merged, so their entries are
+    /// deleted with a null (bounded; a null for an absent key is harmless).
+    gone_sources: Vec<String>,
     /// When to return freed heap to the OS after a model swap.
     trim_at: Option<Instant>,
 }
@@ -131,7 +141,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         .backend
         .get_or_insert_with(|| engine.backend_name().to_string());
     opts.initial.model = Some(model_cfg.clone());
-    let source = resolve_source(&opts.initial, &opts)?;
+    let sources = resolve_sources(&opts.initial, &opts)?;
     let (load_tx, load_rx) = crossbeam_channel::unbounded();
     let loader = Loader::start(fetcher(&opts, in_use), load_tx)
         .map_err(|e| ControlError::Other(format!("cannot start the model loader: {e}")))?;
@@ -140,7 +150,10 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         model_status: ready.clone(),
         serving_status: ready,
         engine: Arc::new(ArcSwap::from_pointee(engine)),
-        settings: Arc::new(ArcSwap::from_pointee(live_settings(&opts.initial, &source))),
+        settings: Arc::new(ArcSwap::from_pointee(live_settings(
+            &opts.initial,
+            &sources,
+        ))),
         output: Arc::new(ArcSwap::from_pointee(output_name(&opts.initial))),
         stats: Stats::new(Arc::new(ingest::IngestStats::default())),
         identity,
@@ -152,11 +165,13 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         desired_version: None,
         opts,
         pipeline: None,
-        source,
+        sources,
         loader,
         rid: 0,
         twin_get: TwinGet::default(),
         restart_source_at: None,
+        retry_at: BTreeMap::new(),
+        gone_sources: Vec::new(),
         trim_at: None,
     };
     module.start_pipeline()?;
@@ -178,7 +193,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
             let stats = module.stats_json();
             module.report_as(ControlKind::Stats, json!({ "stats": stats }));
         }
-        module.supervise_source();
+        module.supervise_sources();
         module.supervise_twin_get();
         if module.trim_at.is_some_and(|t| Instant::now() >= t) {
             module.trim_at = None;
@@ -226,29 +241,41 @@ fn release_freed_memory() {
     }
 }
 
-fn resolve_source(c: &DesiredConfig, opts: &ModuleOptions) -> Result<SourceSpec, ControlError> {
-    let s = c.source.clone().unwrap_or_default();
-    let uri = s.uri.unwrap_or_else(|| defaults::SOURCE.to_string());
-    let mut spec = ingest::resolve(
-        &uri,
-        &s.params.unwrap_or_default(),
-        opts.presets_dir.as_deref(),
-    )?;
-    if let Some(name) = &opts.source_name {
-        spec.name = name.clone();
+/// Every source of the config, resolved; a spec's `name` is what its messages carry: the
+/// key for named sources, and for `default` `--name` or the name derived from its uri.
+fn resolve_sources(
+    c: &DesiredConfig,
+    opts: &ModuleOptions,
+) -> Result<BTreeMap<String, SourceSpec>, ControlError> {
+    let mut out = BTreeMap::new();
+    for (name, s) in sources::effective(c) {
+        let uri = s.uri.unwrap_or_else(|| defaults::SOURCE.to_string());
+        let params = s.params.unwrap_or_default();
+        let mut spec = ingest::resolve(&uri, &params, opts.presets_dir.as_deref())
+            .map_err(|e| ControlError::Other(format!("source '{name}': {e}")))?;
+        if name != defaults::DEFAULT_SOURCE {
+            spec.name = name.clone();
+        } else if let Some(n) = &opts.source_name {
+            spec.name = n.clone();
+        }
+        out.insert(name, spec);
     }
-    Ok(spec)
+    Ok(out)
 }
 
-fn live_settings(c: &DesiredConfig, source: &SourceSpec) -> LiveSettings {
+fn live_settings(c: &DesiredConfig, sources: &BTreeMap<String, SourceSpec>) -> LiveSettings {
+    let source = sources
+        .get(defaults::DEFAULT_SOURCE)
+        .or_else(|| sources.values().next());
     let d = c.detection.clone().unwrap_or_default();
     LiveSettings {
         filter: DetectionFilter {
             min_confidence: d.min_confidence.map(|v| v as f32),
             classes: d.classes.unwrap_or_default(),
         },
-        max_fps: c.source.as_ref().and_then(|s| s.max_fps).map(|f| f as f32),
-        source_name: source.name.clone(),
+        // Each source has its own maxFps (`Pipeline::set_max_fps`).
+        max_fps: None,
+        source_name: source.map(|s| s.name.clone()).unwrap_or_default(),
         // Module mode sends events unless told otherwise: per-frame messages do not fit a
         // hub's daily quota.
         output_mode: c.output.as_ref().and_then(|o| o.mode).unwrap_or_default(),
@@ -288,7 +315,13 @@ impl Module {
     }
 
     fn stats_json(&self) -> Value {
-        report::stats(Some(self.stats.snapshot()), &self.session.stats())
+        let mut v = report::stats(Some(self.stats.snapshot()), &self.session.stats());
+        if let Some(s) = v.get_mut("sources").and_then(Value::as_object_mut) {
+            for name in &self.gone_sources {
+                s.entry(name.clone()).or_insert(Value::Null);
+            }
+        }
+        v
     }
 
     fn full_report(&mut self) -> Value {
@@ -301,11 +334,11 @@ impl Module {
     }
 
     fn start_pipeline(&mut self) -> Result<(), ControlError> {
-        let engine = self.engine.load();
-        let mut config = IngestConfig::for_model(self.source.clone(), engine.input_spec());
-        if self.opts.realtime && !self.source.live {
-            config.mode = crate::ingest::Mode::Realtime;
-        }
+        let inputs: Vec<_> = self
+            .sources
+            .keys()
+            .filter_map(|n| self.source_input(n))
+            .collect();
         let sink = edgehub::output_sink(
             self.session.clone(),
             self.identity.clone(),
@@ -328,8 +361,9 @@ impl Module {
             }),
             ..PipelineOptions::default()
         };
-        let p = Pipeline::start(
-            config,
+        self.retry_at.clear();
+        let p = Pipeline::start_sources(
+            inputs,
             self.engine.clone(),
             self.settings.clone(),
             Box::new(sink),
@@ -339,42 +373,23 @@ impl Module {
         Ok(())
     }
 
-    fn restart_source(&mut self) {
-        if let Some(p) = self.pipeline.take() {
-            p.stop();
-            p.wait();
+    /// One source as the pipeline takes it, with its own maxFps.
+    fn source_input(&self, name: &str) -> Option<SourceInput> {
+        let spec = self.sources.get(name)?.clone();
+        let engine = self.engine.load();
+        let mut config = IngestConfig::for_model(spec.clone(), engine.input_spec());
+        if self.opts.realtime && !spec.live {
+            config.mode = crate::ingest::Mode::Realtime;
         }
-        self.restart_source_at = None;
-        if let Err(e) = self.start_pipeline() {
-            tracing::error!(error = %e, "cannot start the new source; retrying");
-            self.restart_source_at = Some(Instant::now() + defaults::SOURCE_RETRY);
-        }
-    }
-
-    /// Files loop in module mode (a module has nothing else to do); failures retry.
-    fn supervise_source(&mut self) {
-        if let Some(at) = self.restart_source_at {
-            if Instant::now() >= at {
-                self.restart_source_at = None;
-                if let Err(e) = self.start_pipeline() {
-                    tracing::error!(error = %e, "cannot restart the source");
-                    self.restart_source_at = Some(Instant::now() + defaults::SOURCE_RETRY);
-                }
-            }
-            return;
-        }
-        if self.pipeline.as_ref().is_some_and(|p| p.is_finished()) {
-            if let Some(p) = self.pipeline.take() {
-                let report = p.wait();
-                let delay = match report.ingest {
-                    Ok(()) => Duration::ZERO,
-                    Err(e) => {
-                        tracing::error!(error = %e, "source failed; retrying");
-                        defaults::SOURCE_RETRY
-                    }
-                };
-                self.restart_source_at = Some(Instant::now() + delay);
-            }
-        }
+        let max_fps = sources::effective(&self.applied)
+            .get(name)
+            .and_then(|s| s.max_fps)
+            .map(|f| f as f32);
+        Some(SourceInput {
+            name: name.to_string(),
+            message_name: Some(spec.name),
+            config,
+            max_fps,
+        })
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::apply::{self, Current};
 use super::model_load::{LoadDone, ModelState, ModelStatus};
-use super::{live_settings, output_name, report, resolve_source, Module};
+use super::{live_settings, output_name, report, resolve_sources, Module};
 use crate::defaults;
 use crate::edgehub::{topics, TwinEvent};
 use crate::mqtt::{ControlKind, SessionEvent};
@@ -173,26 +173,22 @@ impl Module {
         };
         // A source that cannot resolve is a validation failure, not a runtime one.
         let planned = apply::plan(&doc, current).and_then(|p| {
-            let source = resolve_source(&p.config, &self.opts).map_err(|e| vec![e.to_string()])?;
-            Ok((p, source))
+            let specs = resolve_sources(&p.config, &self.opts).map_err(|e| vec![e.to_string()])?;
+            Ok((p, specs))
         });
-        let (plan, source) = match planned {
+        let (plan, specs) = match planned {
             Ok(x) => x,
             Err(errors) => return self.reject(version, &errors.join("; "), origin),
         };
         self.desired_doc = doc;
         self.desired_version = version;
         self.applied = plan.config.clone();
-        if plan.settings_changed || source.name != self.source.name {
+        if plan.settings_changed || plan.restart_source {
             self.settings
-                .store(Arc::new(live_settings(&plan.config, &source)));
+                .store(Arc::new(live_settings(&plan.config, &specs)));
             self.output.store(Arc::new(output_name(&plan.config)));
         }
-        if plan.restart_source || source != self.source {
-            tracing::info!(from = %self.source.name, to = %source.name, "switching source");
-            self.source = source;
-            self.restart_source();
-        }
+        self.apply_sources(&plan, specs);
         match plan.load_model {
             // Back to the model that serves: nothing to load, whatever was loading or failed.
             Some(model) if model == self.serving => {

@@ -32,8 +32,12 @@ pub fn validate(c: &DesiredConfig) -> Vec<String> {
         validate_model(&mut e, m);
     }
     if let Some(s) = &c.source {
-        validate_source(&mut e, s);
+        validate_source(&mut e, "source", s);
     }
+    for (name, s) in c.sources.iter().flatten() {
+        validate_source(&mut e, &format!("sources.{}", truncate(name)), s);
+    }
+    super::sources::check(c, &mut e);
     if let Some(d) = &c.detection {
         if let Some(mc) = d.min_confidence {
             if let Err(msg) = crate::engine::check_min_confidence(mc as f32) {
@@ -112,10 +116,10 @@ fn validate_model(e: &mut Vec<String>, m: &ModelConfig) {
     }
 }
 
-fn validate_source(e: &mut Vec<String>, s: &SourceConfig) {
+fn validate_source(e: &mut Vec<String>, field: &str, s: &SourceConfig) {
     if let Some(u) = &s.uri {
         if u.is_empty() || u.len() > MAX_URI {
-            e.push(format!("source.uri must be 1..{MAX_URI} characters"));
+            e.push(format!("{field}.uri must be 1..{MAX_URI} characters"));
         }
     }
     if let Some(p) = &s.params {
@@ -123,15 +127,14 @@ fn validate_source(e: &mut Vec<String>, s: &SourceConfig) {
             || p.iter()
                 .any(|(k, v)| k.is_empty() || k.len() > MAX_NAME || v.len() > MAX_URI)
         {
-            e.push(
-                "source.params: at most 32 entries, keys 1..128 and values up to 2048 characters"
-                    .into(),
-            );
+            e.push(format!(
+                "{field}.params: at most 32 entries, keys 1..128 and values up to 2048 characters"
+            ));
         }
     }
     if let Some(f) = s.max_fps {
         if !(f > 0.0 && f <= 240.0) {
-            e.push(format!("source.maxFps must be in (0, 240], got {f}"));
+            e.push(format!("{field}.maxFps must be in (0, 240], got {f}"));
         }
     }
 }

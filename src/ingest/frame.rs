@@ -106,6 +106,8 @@ pub struct Frame {
     pub geometry: Geometry,
     /// When the appsink handed the frame over; frame->sink latency starts here.
     pub received: Instant,
+    /// Which of the pipeline's sources it came from (stamped by the pipeline; 0 before).
+    pub source: u32,
 }
 
 /// How frames are delivered: the appsink settings and the queue policy follow from it.
@@ -213,6 +215,7 @@ mod tests {
             order: t.order,
             geometry: Geometry::new(&t, 4, 4),
             received: Instant::now(),
+            source: 0,
         }
     }
 

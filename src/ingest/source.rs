@@ -54,6 +54,25 @@ pub struct IngestStats {
     pub frames_dropped: AtomicU64,
     pub restarts: AtomicU64,
     pub connected: AtomicBool,
+    /// Totals this source's counts also go to (a pipeline running several sources).
+    pub parent: Option<Arc<IngestStats>>,
+}
+
+impl IngestStats {
+    /// Counters of one source that also count in `parent`'s totals.
+    pub fn child_of(parent: Arc<IngestStats>) -> IngestStats {
+        IngestStats {
+            parent: Some(parent),
+            ..IngestStats::default()
+        }
+    }
+
+    fn add(&self, pick: fn(&IngestStats) -> &AtomicU64, n: u64) {
+        pick(self).fetch_add(n, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.add(pick, n);
+        }
+    }
 }
 
 pub struct Ingest {
@@ -112,7 +131,7 @@ impl Ingest {
                         _ => "end of stream".to_string(),
                     };
                     tracing::warn!(source = %self.config.spec.name, %reason, retry_in_s = backoff.as_secs_f32(), "source lost; reconnecting");
-                    self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    self.stats.add(|s| &s.restarts, 1);
                     if self.sleep_unless_stopped(backoff) {
                         return Ok(());
                     }
@@ -255,7 +274,7 @@ impl Ingest {
             .map(|i| (i.width(), i.height()))
             .unwrap_or((target.width, target.height));
         *seq += 1;
-        self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.stats.add(|s| &s.frames_in, 1);
         let frame = Frame {
             seq: *seq,
             pts_ms: buffer.pts().map(|t| t.mseconds()),
@@ -265,13 +284,12 @@ impl Ingest {
             order: target.order,
             geometry: Geometry::new(target, width, height),
             received: Instant::now(),
+            source: 0,
         };
         match queue.push(frame, self.config.mode, &self.stop) {
             Pushed::Queued { dropped } => {
                 if dropped > 0 {
-                    self.stats
-                        .frames_dropped
-                        .fetch_add(dropped, Ordering::Relaxed);
+                    self.stats.add(|s| &s.frames_dropped, dropped);
                 }
                 Ok(true)
             }

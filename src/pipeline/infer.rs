@@ -1,15 +1,16 @@
 //! The inference stage, read top to bottom: frame -> engine -> tracker -> frames message ->
 //! scene -> snapshots -> sink (frames and/or scene messages, per `output_mode`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 
-use super::rate::RateLimit;
-use super::scene_stage::SceneStage;
+use super::mux::{Mux, Next};
+use super::sources::{PerSource, SourceStats, TrackingFactory};
 use super::{EngineSlot, FrameObserver, LiveSettings, Stats};
 use crate::engine::{Detection, DetectionFilter, Engine, StageTimes};
 use crate::ingest::{Frame, ScaleTarget};
@@ -17,9 +18,9 @@ use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
 use crate::publish::OutMessage;
 use crate::scene::SceneMessage;
 
-/// The tracking stage and the score its tracker wants detections down to.
+/// How each source's tracking stage is made, and the score trackers want detections down to.
 pub(super) struct Tracking {
-    pub scene: SceneStage,
+    pub factory: TrackingFactory,
     /// The engine runs at min(user threshold, this) so ByteTrack gets its low-score
     /// detections; users see only those at or above their threshold.
     pub low_score: f32,
@@ -31,6 +32,8 @@ pub(super) struct Tracking {
 pub(super) struct Envelope {
     pub out: OutMessage,
     pub received: Instant,
+    /// The source's counters (its `messages` count deliveries).
+    pub source: Option<Arc<SourceStats>>,
 }
 
 /// What the inference stage shares with the rest of the pipeline.
@@ -45,11 +48,12 @@ pub(super) struct Shared {
 }
 
 pub(super) struct InferLoop {
-    pub frames: Receiver<Frame>,
+    pub frames: Mux,
     pub messages: Sender<Envelope>,
     pub shared: Shared,
     tracking: Tracking,
-    rate: RateLimit,
+    /// Each source's tracker, scene and rate limit, by source id.
+    sources: BTreeMap<u32, PerSource>,
     model: Option<(String, String)>,
     /// The labels the tracks were made with: a swap to other labels starts over.
     labels: Option<Vec<String>>,
@@ -57,7 +61,7 @@ pub(super) struct InferLoop {
 
 impl InferLoop {
     pub fn new(
-        frames: Receiver<Frame>,
+        frames: Mux,
         messages: Sender<Envelope>,
         tracking: Tracking,
         shared: Shared,
@@ -67,17 +71,26 @@ impl InferLoop {
             messages,
             shared,
             tracking,
-            rate: RateLimit::default(),
+            sources: BTreeMap::new(),
             model: None,
             labels: None,
         }
     }
 
-    /// Runs until ingest ends (its channel closes) or the sink goes away.
+    /// Runs until every source has ended and no more can join, or the sink goes away.
     pub fn run(mut self) {
         while let Some(frame) = self.next_frame() {
             let live = self.shared.settings.load_full();
-            if !self.rate.admit(pts_ms(&frame), live.max_fps) {
+            let Some(src) = self.sources.get_mut(&frame.source) else {
+                continue;
+            };
+            // A source's own maxFps, else the live settings' one.
+            let max_fps = src.info.max_fps.get().or(live.max_fps);
+            if !src.rate.admit(pts_ms(&frame), max_fps) {
+                src.info
+                    .stats
+                    .frames_skipped
+                    .fetch_add(1, Ordering::Relaxed);
                 self.shared
                     .stats
                     .frames_skipped
@@ -95,17 +108,17 @@ impl InferLoop {
             let Some((detections, times)) = self.detect(&engine, &frame, &live, min_score) else {
                 continue;
             };
+            let Some(src) = self.sources.get_mut(&frame.source) else {
+                continue;
+            };
+            src.info.stats.record_inferred();
+            let name = src.name(&live).to_string();
+            let stats = src.info.stats.clone();
             let t0 = Instant::now();
-            self.tracking.scene.follow_config(&live.scene);
+            src.scene.follow_config(&live.scene);
             let pts = pts_ms(&frame);
             let result = if self.tracking.enabled {
-                let r = self.tracking.scene.frame(
-                    &frame,
-                    pts,
-                    &detections,
-                    min_score,
-                    &live.source_name,
-                );
+                let r = src.scene.frame(&frame, pts, &detections, min_score, &name);
                 self.shared.stats.record_track(t0.elapsed());
                 r
             } else {
@@ -115,7 +128,7 @@ impl InferLoop {
                 .into_iter()
                 .filter(|d| d.confidence >= min_score)
                 .collect();
-            let mut msg = self.message(&engine, &frame, &live, &visible);
+            let mut msg = self.message(&engine, &frame, &name, &visible);
             for (inf, id) in msg.inferences.iter_mut().zip(result.ids) {
                 inf.entity.id = id;
             }
@@ -125,18 +138,33 @@ impl InferLoop {
             if let Ok(mut l) = self.shared.latest.lock() {
                 *l = Some(msg.clone());
             }
-            if live.output_mode.frames() && !self.publish(&msg, &engine, &live, frame.received) {
+            let to = (name.as_str(), &stats);
+            if live.output_mode.frames() && !self.publish(&msg, &engine, to, frame.received) {
                 break;
             }
-            if !self.publish_scene(result.messages, &engine, &live, frame.received) {
+            if !self.publish_scene(result.messages, &engine, &live, to, frame.received) {
                 break;
             }
         }
-        // End of stream (or stop): every live track ends, so `new` and `end` pair up.
-        let ends = self.tracking.scene.finish();
+        // End of stream (or stop): every live track of every source ends, so `new` and
+        // `end` pair up.
+        let ids: Vec<u32> = self.sources.keys().copied().collect();
+        for id in ids {
+            self.end_source(id);
+        }
+    }
+
+    /// A source that left: its tracks end, its state goes. False when the sink has gone.
+    fn end_source(&mut self, id: u32) -> bool {
+        let Some(mut src) = self.sources.remove(&id) else {
+            return true;
+        };
+        let ends = src.scene.finish();
         let live = self.shared.settings.load_full();
         let engine = self.shared.engine.load_full();
-        self.publish_scene(ends, &engine, &live, Instant::now());
+        let name = src.name(&live).to_string();
+        let to = (name.as_str(), &src.info.stats);
+        self.publish_scene(ends, &engine, &live, to, Instant::now())
     }
 
     /// A model whose labels differ makes old tracks meaningless: end them, start over.
@@ -152,18 +180,36 @@ impl InferLoop {
             Some(_) => {
                 tracing::info!("model labels changed: tracks start over");
                 self.labels = Some(labels.clone());
-                let ends = self.tracking.scene.finish();
-                self.publish_scene(ends, engine, live, at)
+                let mut ok = true;
+                for src in self.sources.values_mut() {
+                    let ends = src.scene.finish();
+                    let name = src.name(live).to_string();
+                    let stats = src.info.stats.clone();
+                    ok &= Self::send_scene(&self.messages, ends, engine, live, (&name, &stats), at);
+                }
+                ok
             }
         }
     }
 
-    /// Scene messages go out only in `events`/`both` mode, on their own outputs.
     fn publish_scene(
         &self,
         messages: Vec<SceneMessage>,
         engine: &Engine,
         live: &LiveSettings,
+        to: Origin<'_>,
+        received: Instant,
+    ) -> bool {
+        Self::send_scene(&self.messages, messages, engine, live, to, received)
+    }
+
+    /// Scene messages go out only in `events`/`both` mode, on their own outputs.
+    fn send_scene(
+        sink: &Sender<Envelope>,
+        messages: Vec<SceneMessage>,
+        engine: &Engine,
+        live: &LiveSettings,
+        (source, stats): Origin<'_>,
         received: Instant,
     ) -> bool {
         if !live.output_mode.events() {
@@ -171,7 +217,7 @@ impl InferLoop {
         }
         let now = crate::message::now_iso();
         for mut m in messages {
-            m.stamp(&live.source_name, &now);
+            m.stamp(source, &now);
             let body = match m.to_json() {
                 Ok(b) => b.into_bytes(),
                 Err(e) => {
@@ -180,26 +226,48 @@ impl InferLoop {
                 }
             };
             let mut properties = m.properties;
-            properties.push(("source".into(), live.source_name.clone()));
+            properties.push(("source".into(), source.to_string()));
             properties.push(("model".into(), engine.model().manifest.name.clone()));
             let out = OutMessage {
                 body,
                 properties,
                 output: Some(m.output.to_string()),
             };
-            if self.messages.send(Envelope { out, received }).is_err() {
+            let env = Envelope {
+                out,
+                received,
+                source: Some(stats.clone()),
+            };
+            if sink.send(env).is_err() {
                 return false;
             }
         }
         true
     }
 
-    fn next_frame(&self) -> Option<Frame> {
+    /// The next frame in fair order; sources joining and leaving are handled on the way.
+    fn next_frame(&mut self) -> Option<Frame> {
         loop {
-            match self.frames.recv_timeout(Duration::from_millis(200)) {
-                Ok(f) => return Some(f),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return None,
+            match self.frames.next() {
+                Next::Frame(f) => return Some(f),
+                Next::Joined(info) => {
+                    let id = info.id;
+                    let scene = self.shared.settings.load().scene.clone();
+                    match self.tracking.factory.make(info, scene) {
+                        Ok(src) => {
+                            self.sources.insert(id, src);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "source has no tracker; its frames are ignored")
+                        }
+                    }
+                }
+                Next::Ended(id) => {
+                    if !self.end_source(id) {
+                        return None;
+                    }
+                }
+                Next::Closed => return None,
             }
         }
     }
@@ -257,12 +325,12 @@ impl InferLoop {
         &self,
         engine: &Engine,
         frame: &Frame,
-        live: &LiveSettings,
+        source: &str,
         detections: &[Detection],
     ) -> InferenceMessage {
         let m = &engine.model().manifest;
         InferenceMessage::new(
-            &live.source_name,
+            source,
             FrameInfo {
                 pts_ms: pts_ms(frame),
                 width: frame.width,
@@ -281,7 +349,7 @@ impl InferLoop {
         &self,
         msg: &InferenceMessage,
         engine: &Engine,
-        live: &LiveSettings,
+        (source, stats): Origin<'_>,
         received: Instant,
     ) -> bool {
         if msg.inferences.is_empty() {
@@ -298,15 +366,23 @@ impl InferLoop {
         let out = OutMessage {
             body,
             properties: vec![
-                ("source".into(), live.source_name.clone()),
+                ("source".into(), source.to_string()),
                 ("model".into(), m.name.clone()),
                 ("modelVersion".into(), m.version.clone()),
             ],
             output: None,
         };
-        self.messages.send(Envelope { out, received }).is_ok()
+        let env = Envelope {
+            out,
+            received,
+            source: Some(stats.clone()),
+        };
+        self.messages.send(env).is_ok()
     }
 }
+
+/// Where a message comes from: the source's name and counters.
+type Origin<'a> = (&'a str, &'a Arc<SourceStats>);
 
 /// Stream time; frames without a PTS use their arrival time on a monotonic clock.
 fn pts_ms(frame: &Frame) -> u64 {

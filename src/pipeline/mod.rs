@@ -2,27 +2,35 @@
 //! bounded channels. The engine sits behind an atomic swap so a new model replaces the
 //! old one between two frames without stopping the stream.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, Sender};
 
 pub mod stats;
 
 mod infer;
+mod manage;
+mod mux;
 mod rate;
 pub mod scene_stage;
+pub mod schedule;
 pub mod snapshot_stage;
+pub mod sources;
 
 use crate::defaults;
 use crate::engine::{DetectionFilter, Engine, StageTimes};
-use crate::ingest::{FrameQueue, Ingest, IngestConfig, IngestError, ScaleTarget};
+use crate::ingest::{IngestConfig, IngestError, ScaleTarget};
 use crate::message::InferenceMessage;
 use crate::publish::Sink;
 use infer::{Envelope, InferLoop, Shared};
+use mux::{Join, Mux};
+use sources::SourceHandle;
+pub use sources::{SourceInput, SourceSnapshot};
 pub use stats::{Stats, StatsSnapshot};
 
 /// What the pipeline publishes: per-frame detections, scene events and counts, or both.
@@ -106,9 +114,15 @@ pub type FrameObserver = Arc<dyn Fn(&InferenceMessage, &StageTimes) + Send + Syn
 
 pub struct Pipeline {
     stop: Arc<AtomicBool>,
-    ingest: Option<JoinHandle<Result<(), IngestError>>>,
+    /// Running sources by name; each has its own ingest thread.
+    sources: BTreeMap<String, SourceHandle>,
+    /// How new sources reach the inference stage; dropped when the pipeline winds down.
+    joins: Option<Sender<Join>>,
+    next_id: u32,
     infer: Option<JoinHandle<()>>,
     publish: Option<JoinHandle<usize>>,
+    frame_queue: usize,
+    snapshots: Option<crate::snapshot::SnapshotSettings>,
     pub stats: Arc<Stats>,
     pub target: Arc<ArcSwap<ScaleTarget>>,
     pub latest: Arc<Mutex<Option<InferenceMessage>>>,
@@ -158,12 +172,55 @@ pub struct PipelineReport {
 }
 
 impl Pipeline {
+    /// One source, named by `LiveSettings::source_name` and capped by its `max_fps`.
     pub fn start(
         ingest_config: IngestConfig,
         engine: EngineSlot,
         settings: Arc<ArcSwap<LiveSettings>>,
+        sink: Box<dyn Sink>,
+        options: PipelineOptions,
+    ) -> Result<Pipeline, IngestError> {
+        let key = settings.load().source_name.clone();
+        let target = ingest_config.target.clone();
+        let mut p = Pipeline::start_empty(engine, settings, sink, options, target)?;
+        p.spawn_source(key, None, ingest_config, None)?;
+        Ok(p)
+    }
+
+    /// Several sources served by one engine, in fair turns; each has its own ingest thread,
+    /// reconnects, counters, tracker, scene and `max_fps`. With snapshots, each source
+    /// writes under `<root>/<name>`.
+    pub fn start_sources(
+        sources: Vec<SourceInput>,
+        engine: EngineSlot,
+        settings: Arc<ArcSwap<LiveSettings>>,
+        sink: Box<dyn Sink>,
+        options: PipelineOptions,
+    ) -> Result<Pipeline, IngestError> {
+        let target = match sources.first() {
+            Some(s) => s.config.target.clone(),
+            None => Arc::new(ArcSwap::from_pointee(ScaleTarget::from(
+                engine.load().input_spec(),
+            ))),
+        };
+        let mut p = Pipeline::start_empty(engine, settings, sink, options, target)?;
+        for s in sources {
+            if let Err(e) = p.add_source(s) {
+                p.stop();
+                p.wait();
+                return Err(e);
+            }
+        }
+        Ok(p)
+    }
+
+    /// The inference and publish threads, with no source yet.
+    fn start_empty(
+        engine: EngineSlot,
+        settings: Arc<ArcSwap<LiveSettings>>,
         mut sink: Box<dyn Sink>,
         options: PipelineOptions,
+        target: Arc<ArcSwap<ScaleTarget>>,
     ) -> Result<Pipeline, IngestError> {
         crate::ingest::init()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -171,50 +228,40 @@ impl Pipeline {
             .stats
             .clone()
             .unwrap_or_else(|| Stats::new(Arc::new(crate::ingest::IngestStats::default())));
-        let ingest_stats = stats.ingest.clone();
         {
             let e = engine.load();
             let m = &e.model().manifest;
             stats.set_model(&m.name, &m.version, e.backend_name());
         }
         // A bad tracker or snapshot folder fails the start, before any thread runs.
-        let tracker = crate::track::by_name(&options.tracker_name, options.tracker.clone())
+        crate::track::by_name(&options.tracker_name, options.tracker.clone())
             .map_err(|e| IngestError::Init(e.to_string()))?;
-        let snapshots = match &options.snapshots {
+        let opened = match &options.snapshots {
             Some(s) => {
                 let snap = crate::snapshot::Snapshotter::open(s)
                     .map_err(|e| IngestError::Init(e.to_string()))?;
                 let stage = snapshot_stage::SnapshotStage::start(snap)
                     .map_err(|e| IngestError::Init(e.to_string()))?;
                 stats.set_snapshots(stage.status());
-                Some(stage)
+                Some((s.root.clone(), stage))
             }
             None => None,
         };
         let low_score = options.tracker.low_score;
-        let target = ingest_config.target.clone();
-        let (frame_queue, frame_rx) = FrameQueue::bounded(options.frame_queue);
+        let (joins_tx, joins_rx) = bounded::<Join>(defaults::MAX_SOURCES);
         let (msg_tx, msg_rx) = bounded::<Envelope>(options.message_queue.max(1));
         let latest = Arc::new(Mutex::new(None));
 
-        let ingest = Ingest::new(ingest_config, ingest_stats, stop.clone());
-        let ingest_handle = std::thread::Builder::new()
-            .name("ingest".into())
-            .spawn(move || {
-                let r = ingest.run(&frame_queue);
-                if let Err(e) = &r {
-                    tracing::error!(error = %e, "source stopped");
-                }
-                r
-            })
-            .map_err(|e| IngestError::Init(e.to_string()))?;
-
-        let scene = scene_stage::SceneStage::new(tracker, settings.load().scene.clone(), snapshots);
+        let factory = sources::TrackingFactory {
+            tracker_name: options.tracker_name.clone(),
+            tracker: options.tracker.clone(),
+            opened,
+        };
         let infer = InferLoop::new(
-            frame_rx,
+            Mux::new(joins_rx),
             msg_tx,
             infer::Tracking {
-                scene,
+                factory,
                 low_score,
                 enabled: !options.no_scene,
             },
@@ -245,6 +292,9 @@ impl Pipeline {
                             false
                         }
                     };
+                    if let (true, Some(s)) = (ok, &env.source) {
+                        s.messages.fetch_add(1, Ordering::Relaxed);
+                    }
                     sink_stats.record_delivery(env.received.elapsed(), ok);
                     sink_stats.set_outbox_dropped(sink.stats().dropped);
                 }
@@ -261,9 +311,13 @@ impl Pipeline {
 
         Ok(Pipeline {
             stop,
-            ingest: Some(ingest_handle),
+            sources: BTreeMap::new(),
+            joins: Some(joins_tx),
+            next_id: 0,
             infer: Some(infer_handle),
             publish: Some(publish_handle),
+            frame_queue: options.frame_queue,
+            snapshots: options.snapshots.clone(),
             stats,
             target,
             latest,
@@ -273,23 +327,37 @@ impl Pipeline {
     /// Asks every stage to finish; queued frames are inferred and queued messages flushed.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        for h in self.sources.values() {
+            h.stop.store(true, Ordering::SeqCst);
+        }
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
     }
 
+    /// True when every source has ended (or none runs).
     pub fn is_finished(&self) -> bool {
-        self.ingest.as_ref().is_none_or(|h| h.is_finished())
+        self.sources.values().all(|h| h.thread.is_finished())
     }
 
-    /// Waits for all stages to end (after `stop`, or at the end of a file).
+    /// Waits for all stages to end (after `stop`, or at the end of every file).
     pub fn wait(mut self) -> PipelineReport {
-        let ingest = match self.ingest.take().map(|h| h.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(IngestError::Init("ingest thread panicked".into())),
-            None => Ok(()),
-        };
+        let mut ingest = Ok(());
+        for (_, h) in std::mem::take(&mut self.sources) {
+            // Not a stop: a file still playing finishes when every source has.
+            if let Err(e) = h
+                .thread
+                .join()
+                .unwrap_or_else(|_| Err(IngestError::Init("ingest thread panicked".into())))
+            {
+                if ingest.is_ok() {
+                    ingest = Err(e);
+                }
+            }
+        }
+        // No source can join any more: the inference stage ends once all are drained.
+        self.joins = None;
         if let Some(h) = self.infer.take() {
             let _ = h.join();
         }

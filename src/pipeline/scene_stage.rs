@@ -336,6 +336,7 @@ mod tests {
             order: ColorOrder::Rgb,
             geometry: Geometry::new(&target, 16, 8),
             received: std::time::Instant::now(),
+            source: 0,
         }
     }
 

@@ -187,6 +187,7 @@ fn copy(f: &Frame) -> Frame {
         order: f.order,
         geometry: f.geometry,
         received: f.received,
+        source: f.source,
     }
 }
 
@@ -213,6 +214,7 @@ mod tests {
             pixels: vec![100; 32 * 32 * 3],
             order: ColorOrder::Rgb,
             geometry: Geometry::new(&target, 64, 32),
+            source: 0,
             received: std::time::Instant::now(),
         }
     }

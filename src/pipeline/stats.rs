@@ -47,6 +47,8 @@ pub struct Stats {
     pub histograms: Mutex<StageHistograms>,
     /// Snapshot writer and uploader status, when snapshots are on (set per pipeline start).
     snapshots: Mutex<Option<Arc<super::snapshot_stage::SnapshotStatusCell>>>,
+    /// Each running source's own counters, by name (totals above include them).
+    pub sources: super::sources::SourceStatsMap,
     started: Instant,
     recent: Mutex<std::collections::VecDeque<Instant>>,
     registry: Registry,
@@ -77,6 +79,8 @@ pub struct StatsSnapshot {
     /// Snapshots written/dropped and uploads pending/uploaded/failed; absent when off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<super::snapshot_stage::SnapshotStatus>,
+    /// Per source, by name.
+    pub sources: std::collections::BTreeMap<String, super::sources::SourceSnapshot>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -134,6 +138,7 @@ impl Stats {
             messages_out: AtomicU64::new(0),
             histograms: Mutex::new(StageHistograms::new()),
             snapshots: Mutex::new(None),
+            sources: Default::default(),
             started: Instant::now(),
             recent: Mutex::new(Default::default()),
             registry,
@@ -237,6 +242,10 @@ impl Stats {
             latency_ms_p95: ms(&h.latency, 0.95),
             uptime_s: self.started.elapsed().as_secs(),
             snapshots: lock(&self.snapshots).as_ref().map(|c| c.get()),
+            sources: lock(&self.sources)
+                .iter()
+                .map(|(n, s)| (n.clone(), s.snapshot()))
+                .collect(),
         }
     }
 
@@ -280,6 +289,8 @@ impl Stats {
         ));
         let mut buf = Vec::new();
         let _ = prometheus::TextEncoder::new().encode(&families, &mut buf);
-        String::from_utf8_lossy(&buf).to_string()
+        let mut text = String::from_utf8_lossy(&buf).to_string();
+        text.push_str(&super::sources::prometheus_text(&lock(&self.sources)));
+        text
     }
 }
