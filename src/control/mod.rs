@@ -67,6 +67,8 @@ pub struct ModuleOptions {
     pub tracker: String,
     /// `--snapshots DIR`: best snapshots per track go here (and to the twin's container).
     pub snapshots: Option<PathBuf>,
+    /// The live view's tap (`--ui` in createOptions); the page is read-only here.
+    pub ui: Option<Arc<crate::ui::Tap>>,
 }
 
 /// The twin GET in flight, and when to try again if it fails.
@@ -326,6 +328,7 @@ impl Module {
                 crop: false,
                 container,
             }),
+            ui: self.opts.ui.clone(),
             ..PipelineOptions::default()
         };
         let p = Pipeline::start(

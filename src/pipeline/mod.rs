@@ -127,6 +127,8 @@ pub struct PipelineOptions {
     pub tracker: crate::track::TrackerConfig,
     /// Where best snapshots go; `None`: no snapshots.
     pub snapshots: Option<crate::snapshot::SnapshotSettings>,
+    /// The live view's tap (`--ui`); `None`: no live view.
+    pub ui: Option<Arc<crate::ui::Tap>>,
 }
 
 impl Default for PipelineOptions {
@@ -140,6 +142,7 @@ impl Default for PipelineOptions {
             tracker_name: defaults::TRACKER.to_string(),
             tracker: crate::track::TrackerConfig::default(),
             snapshots: None,
+            ui: None,
         }
     }
 }
@@ -182,6 +185,9 @@ impl Pipeline {
             ),
             None => None,
         };
+        if let Some(ui) = &options.ui {
+            ui.attach(stats.clone(), settings.load().scene.clone());
+        }
         let low_score = options.tracker.low_score;
         let target = ingest_config.target.clone();
         let (frame_queue, frame_rx) = FrameQueue::bounded(options.frame_queue);
@@ -212,6 +218,7 @@ impl Pipeline {
                 latest: latest.clone(),
                 target: target.clone(),
                 observer: options.observer.clone(),
+                ui: options.ui.clone(),
             },
         );
         let infer_handle = std::thread::Builder::new()
