@@ -317,7 +317,7 @@ async fn browser(driver: &Driver) -> Client {
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,1050", "--hide-scrollbars", "--force-device-scale-factor=1"]
+                     "--window-size=1400,1400", "--hide-scrollbars", "--force-device-scale-factor=1"]
         },
         "goog:loggingPrefs": {"browser": "ALL"}
     });
@@ -442,6 +442,8 @@ fn browser_live_view_stats_editor_and_apply() {
                 .then(PointerAction::Down { button: 0 })
                 .then(PointerAction::Up { button: 0 });
         }
+        // Offsets count from the centre of the element's visible part: show all of it.
+        c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
         c.perform_actions(mouse).await.unwrap();
         c.find(Locator::Id("finish")).await.unwrap().click().await.unwrap();
         let shown: Value = serde_json::from_str(&text(&c, "json").await).unwrap();
@@ -457,6 +459,32 @@ fn browser_live_view_stats_editor_and_apply() {
         assert_eq!(shown["lines"], json!({}));
         // The same JSON is valid twin zones.
         edgelens::scene::SceneConfig::from_json(&shown).expect("valid twin zones/lines");
+
+        // A line: two clicks, from then to.
+        c.find(Locator::Id("mode-line")).await.unwrap().click().await.unwrap();
+        let name = c.find(Locator::Id("shape-name")).await.unwrap();
+        name.clear().await.unwrap();
+        name.send_keys("gate").await.unwrap();
+        c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+        let mut mouse = MouseActions::new("mouse".into());
+        for (fx, fy) in [(0.1, -0.2), (0.3, 0.35)] {
+            mouse = mouse
+                .then(PointerAction::MoveToElement {
+                    element: img.clone(),
+                    duration: None,
+                    x: (fx * w).round(),
+                    y: (fy * h).round(),
+                })
+                .then(PointerAction::Down { button: 0 })
+                .then(PointerAction::Up { button: 0 });
+        }
+        c.perform_actions(mouse).await.unwrap();
+        let both: Value = serde_json::from_str(&text(&c, "json").await).unwrap();
+        assert_eq!(both["zones"], shown["zones"]);
+        let from = &both["lines"]["gate"]["from"];
+        assert!((from[0].as_f64().unwrap() - 0.6).abs() <= 2.0 / w + 0.001, "{both}");
+        assert!((both["lines"]["gate"]["to"][1].as_f64().unwrap() - 0.85).abs() <= 2.0 / h + 0.001);
+        edgelens::scene::SceneConfig::from_json(&both).expect("valid twin zones/lines");
         save(&common::root().join("docs/ui-editor.png"), &c.screenshot().await.unwrap());
 
         // Apply: the zone goes live, people walking in give zoneEntered events.
@@ -468,6 +496,7 @@ fn browser_live_view_stats_editor_and_apply() {
         let (_, _, cfg) = get(e.addr, "/api/config");
         let cfg: Value = serde_json::from_slice(&cfg).unwrap();
         assert_eq!(cfg["zones"]["walkway"]["polygon"], shown["zones"]["walkway"]["polygon"]);
+        assert_eq!(cfg["lines"]["gate"]["from"], both["lines"]["gate"]["from"]);
         wait_async("a zoneEntered event in the list", Duration::from_secs(60), || async {
             let rows = c
                 .find_all(Locator::Css("#events li[data-name=zoneEntered]"))

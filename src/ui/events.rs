@@ -21,7 +21,7 @@ pub struct UiEvent {
     pub event_type: String,
     pub track: String,
     pub label: String,
-    pub score: f32,
+    pub score: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,7 +71,10 @@ impl EventRing {
                     event_type: p.get("eventType").cloned().unwrap_or_default(),
                     track: entity.map(|e| e.id.clone()).unwrap_or_default(),
                     label: entity.map(|e| e.tag.value.clone()).unwrap_or_default(),
-                    score: entity.map(|e| e.tag.confidence).unwrap_or(0.0),
+                    // f64 from f32 prints 0.6567999720573425; the message says 0.6568.
+                    score: entity
+                        .map(|e| (e.tag.confidence as f64 * 10_000.0).round() / 10_000.0)
+                        .unwrap_or(0.0),
                     zone: p.get("zone").cloned(),
                     line: p.get("line").cloned(),
                     direction: p.get("direction").cloned(),

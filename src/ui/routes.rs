@@ -33,6 +33,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 static INDEX: &str = include_str!("assets/index.html");
 static APP_JS: &str = include_str!("assets/app.js");
 static STYLE: &str = include_str!("assets/style.css");
+static FAVICON: &str = include_str!("assets/favicon.svg");
 
 fn reply(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()).boxed());
@@ -77,7 +78,7 @@ pub async fn handle(req: Request<Incoming>, ctx: &UiContext, progress: &Arc<Prog
     match path.as_str() {
         "/api/zones" if req.method() == Method::POST => apply(req, ctx).await,
         "/api/zones" => not_allowed("POST"),
-        "/" | "/index.html" | "/app.js" | "/style.css" | "/api/stats" | "/api/events"
+        "/" | "/index.html" | "/app.js" | "/style.css" | "/favicon.svg" | "/favicon.ico" | "/api/stats" | "/api/events"
         | "/api/config" | "/frame.jpg" | "/stream.mjpeg"
             if !get =>
         {
@@ -86,9 +87,10 @@ pub async fn handle(req: Request<Incoming>, ctx: &UiContext, progress: &Arc<Prog
         "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", INDEX),
         "/app.js" => reply(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
         "/style.css" => reply(StatusCode::OK, "text/css; charset=utf-8", STYLE),
+        "/favicon.svg" | "/favicon.ico" => reply(StatusCode::OK, "image/svg+xml", FAVICON),
         "/api/stats" => json_reply(&stats(ctx)),
         "/api/events" => json_reply(&events(ctx, req.uri().query())),
-        "/api/config" => json_reply(&config(ctx)),
+        "/api/config" => config(ctx, &ctx.tap.scene(), None),
         "/frame.jpg" => frame(ctx).await,
         "/stream.mjpeg" => stream(ctx, progress),
         p if p.starts_with("/snap/") && get => snapshot(ctx, &p["/snap/".len()..]).await,
@@ -135,14 +137,32 @@ fn events(ctx: &UiContext, query: Option<&str>) -> serde_json::Value {
     })
 }
 
-fn config(ctx: &UiContext) -> serde_json::Value {
-    let scene = ctx.tap.scene();
-    json!({
-        "zones": scene.zones,
-        "lines": scene.lines,
-        "readOnly": ctx.control.is_none(),
-        "labels": ctx.tap.serving().labels,
-    })
+/// Zones and lines as the twin writes them. Serialized straight from the f32 points (through
+/// a `Value` they would print as 0.05000000074505806).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigView<'a> {
+    zones: &'a std::collections::BTreeMap<String, crate::scene::ZoneConfig>,
+    lines: &'a std::collections::BTreeMap<String, crate::scene::LineConfig>,
+    read_only: bool,
+    labels: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    applied: Option<bool>,
+}
+
+fn config(ctx: &UiContext, scene: &crate::scene::SceneConfig, applied: Option<bool>) -> Reply {
+    let serving = ctx.tap.serving();
+    let view = ConfigView {
+        zones: &scene.zones,
+        lines: &scene.lines,
+        read_only: ctx.control.is_none(),
+        labels: &serving.labels,
+        applied,
+    };
+    match serde_json::to_string(&view) {
+        Ok(s) => reply(StatusCode::OK, "application/json", s),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 async fn apply(req: Request<Incoming>, ctx: &UiContext) -> Reply {
@@ -181,7 +201,7 @@ async fn apply(req: Request<Incoming>, ctx: &UiContext) -> Reply {
     match control(&bytes) {
         Ok(scene) => {
             ctx.tap.set_scene(scene.clone());
-            json_reply(&json!({"applied": true, "zones": scene.zones, "lines": scene.lines}))
+            config(ctx, &scene, Some(true))
         }
         Err(errors) => {
             let mut r = json_reply(&json!({"applied": false, "errors": errors}));

@@ -265,7 +265,7 @@ impl Tap {
         }
         let caption = format!(
             "{}  frame {}",
-            chrono::Local::now().format("%H:%M:%S%.1f"),
+            chrono::Local::now().format("%H:%M:%S"),
             c.frame.seq
         );
         render::draw(
@@ -303,7 +303,11 @@ fn encode_loop(tap: Weak<Tap>) {
     loop {
         let Some(t) = tap.upgrade() else { return };
         if let Some(c) = t.next_capture_wait(Duration::from_millis(500)) {
-            t.encode(c);
+            // A bug in drawing must not end the live view for the process's life.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.encode(c)));
+            if r.is_err() {
+                tracing::error!("live view: drawing a frame panicked; frame skipped");
+            }
         }
     }
 }

@@ -227,9 +227,9 @@ function drawOverlay() {
   const pts = (ps) => ps.map((p) => p[0] * 1000 + "," + p[1] * 1000).join(" ");
   const nodes = [];
   for (const z of Object.values(state.zones))
-    nodes.push(svgEl("polygon", { points: pts(z.polygon), fill: "rgba(255,170,0,0.12)", stroke: "#ffaa00", "stroke-width": 2, "vector-effect": "non-scaling-stroke", "stroke-dasharray": "6 4" }));
+    nodes.push(svgEl("polygon", { points: pts(z.polygon), fill: "rgba(255,170,0,0.2)", stroke: "#ffaa00", "stroke-width": 3, "vector-effect": "non-scaling-stroke", "stroke-dasharray": "6 4" }));
   for (const l of Object.values(state.lines))
-    nodes.push(svgEl("polyline", { points: pts([l.from, l.to]), fill: "none", stroke: "#00c8ff", "stroke-width": 2, "vector-effect": "non-scaling-stroke", "stroke-dasharray": "6 4" }));
+    nodes.push(svgEl("polyline", { points: pts([l.from, l.to]), fill: "none", stroke: "#00c8ff", "stroke-width": 3, "vector-effect": "non-scaling-stroke", "stroke-dasharray": "6 4" }));
   if (state.draft.length) {
     const tag = state.mode === "zone" && state.draft.length > 2 ? "polygon" : "polyline";
     nodes.push(svgEl(tag, { points: pts(state.draft), fill: state.mode === "zone" ? "rgba(58,163,255,0.18)" : "none", stroke: "#3aa3ff", "stroke-width": 2, "vector-effect": "non-scaling-stroke" }));
