@@ -77,6 +77,10 @@ measure() { # transport
     while [ $SECONDS -lt $end ]; do curl -s -o /dev/null "http://$addr/frame.jpg"; sleep 0.2; done
   fi
   local c1; c1=$(cpu "$pid")
+  # CPU seconds per thread since start (load-independent: what the live view itself costs).
+  for t in /proc/"$pid"/task/*; do
+    awk -v tr="$1" '{n=$2; gsub(/[()]/,"",n); if (n ~ /^(infer|ui-encode|ui-http)$/) printf "  %-6s thread %-9s %6.2f CPU s\n", tr, n, ($14+$15)/100}' "$t/stat" >&2
+  done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   echo "$c1 - $c0" | bc -l
 }

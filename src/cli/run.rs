@@ -151,7 +151,6 @@ pub fn start_ui(
     Ok(Some(ui.tap))
 }
 
-
 /// The CLI's scene settings: output mode (defaulted), zones, tracker and snapshots, checked
 /// before anything starts.
 pub struct SceneArgs {

@@ -40,7 +40,12 @@ pub fn draw(img: &mut RgbImage, o: &Overlay) {
     for (name, z) in &o.scene.zones {
         let n = z.polygon.len();
         for i in 0..n {
-            thick_line(img, px(z.polygon[i]), px(z.polygon[(i + 1) % n]), ZONE_COLOR);
+            thick_line(
+                img,
+                px(z.polygon[i]),
+                px(z.polygon[(i + 1) % n]),
+                ZONE_COLOR,
+            );
         }
         if let Some(first) = z.polygon.first() {
             tag(img, px(*first), name, ZONE_COLOR, scale);

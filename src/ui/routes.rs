@@ -39,7 +39,11 @@ fn reply(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Reply {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_str(ctype).unwrap_or(header::HeaderValue::from_static("application/octet-stream")));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_str(ctype)
+            .unwrap_or(header::HeaderValue::from_static("application/octet-stream")),
+    );
     secure(h);
     r
 }
@@ -78,8 +82,8 @@ pub async fn handle(req: Request<Incoming>, ctx: &UiContext, progress: &Arc<Prog
     match path.as_str() {
         "/api/zones" if req.method() == Method::POST => apply(req, ctx).await,
         "/api/zones" => not_allowed("POST"),
-        "/" | "/index.html" | "/app.js" | "/style.css" | "/favicon.svg" | "/favicon.ico" | "/api/stats" | "/api/events"
-        | "/api/config" | "/frame.jpg" | "/stream.mjpeg"
+        "/" | "/index.html" | "/app.js" | "/style.css" | "/favicon.svg" | "/favicon.ico"
+        | "/api/stats" | "/api/events" | "/api/config" | "/frame.jpg" | "/stream.mjpeg"
             if !get =>
         {
             not_allowed("GET, HEAD")
@@ -189,7 +193,10 @@ async fn apply(req: Request<Incoming>, ctx: &UiContext) -> Reply {
             .zip(host.to_str().ok())
             .is_some_and(|(o, h)| o == format!("http://{h}"));
         if !same {
-            return text(StatusCode::FORBIDDEN, "cross-origin requests may not change zones");
+            return text(
+                StatusCode::FORBIDDEN,
+                "cross-origin requests may not change zones",
+            );
         }
     }
     let body = Limited::new(req.into_body(), MAX_BODY);
@@ -230,7 +237,10 @@ async fn frame(ctx: &UiContext) -> Reply {
 /// `multipart/x-mixed-replace`: one part per new picture, for as long as the client reads.
 fn stream(ctx: &UiContext, progress: &Arc<Progress>) -> Reply {
     let Ok(permit) = ctx.streams.clone().try_acquire_owned() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "too many live streams open");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live streams open",
+        );
     };
     let guard = ctx.tap.viewer();
     let mut pictures = ctx.tap.subscribe();

@@ -254,8 +254,8 @@ impl Tap {
             return;
         };
         if img.width() > self.settings.width {
-            let h = (img.height() as u64 * self.settings.width as u64 / img.width() as u64)
-                .max(1) as u32;
+            let h = (img.height() as u64 * self.settings.width as u64 / img.width() as u64).max(1)
+                as u32;
             img = image::imageops::resize(
                 &img,
                 self.settings.width,

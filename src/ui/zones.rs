@@ -87,7 +87,10 @@ mod tests {
         let e = patched(br#"{"zones": {}, "model": {}}"#, &d).unwrap_err();
         assert!(e[0].contains("unknown field"), "{e:?}");
         assert!(patched(b"[1,2", &d).is_err());
-        let e = patched(br#"{"lines": {"l": {"from": [0.5,0.5], "to": [0.5,0.5]}}}"#, &d);
+        let e = patched(
+            br#"{"lines": {"l": {"from": [0.5,0.5], "to": [0.5,0.5]}}}"#,
+            &d,
+        );
         assert!(e.unwrap_err()[0].contains("zero length"));
     }
 
