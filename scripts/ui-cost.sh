@@ -5,7 +5,8 @@
 #      three so a noisy machine hits all of them alike;
 #   2. the edgelens process's CPU seconds over a fixed time on a 10 fps live source, with one
 #      viewer on MJPEG vs one polling /frame.jpg at the same rate (which transport is lighter).
-# Usage: scripts/ui-cost.sh [ROUNDS] (default 3). Needs a release build (make build).
+# Usage: scripts/ui-cost.sh [ROUNDS] (default 3); UI_COST_ONLY=transport runs part 2 only.
+# Needs a release build (make build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}"
@@ -44,6 +45,7 @@ run_once() { # mode: off | idle | viewer
   echo "$frames $(echo "$t1 - $t0" | bc -l)"
 }
 
+if [ "${UI_COST_ONLY:-}" != transport ]; then
 declare -A FR SEC
 for m in off idle viewer; do FR[$m]=0; SEC[$m]=0; done
 for r in $(seq 1 "$ROUNDS"); do
@@ -58,6 +60,7 @@ off=$(fps off)
 printf '\nthroughput (fps, %d rounds): off %.2f | on, no viewer %.2f (ratio %.3f) | on, one viewer %.2f (ratio %.3f)\n' \
   "$ROUNDS" "$off" "$(fps idle)" "$(echo "$(fps idle) / $off" | bc -l)" \
   "$(fps viewer)" "$(echo "$(fps viewer) / $off" | bc -l)"
+fi
 
 # --- MJPEG vs polled /frame.jpg: CPU seconds of the edgelens process over 20 s each ---
 SRC="filesrc location=tests/data/vtest-frame.png ! pngdec ! imagefreeze is-live=true ! video/x-raw,framerate=10/1"
