@@ -184,6 +184,16 @@ async fn apply(req: Request<Incoming>, ctx: &UiContext) -> Reply {
     if !json_type {
         return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
     }
+    let host_ok = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(super::zones::host_may_change);
+    if !host_ok {
+        return text(
+            StatusCode::FORBIDDEN,
+            "open the page by IP address or as localhost to change zones",
+        );
+    }
     // A page from another origin may not change zones (the JSON type already forces a
     // CORS preflight, which this server never grants; this says it plainly).
     if let (Some(origin), Some(host)) = (h.get(header::ORIGIN), h.get(header::HOST)) {
@@ -207,7 +217,7 @@ async fn apply(req: Request<Incoming>, ctx: &UiContext) -> Reply {
     };
     match control(&bytes) {
         Ok(scene) => {
-            ctx.tap.set_scene(scene.clone());
+            // `/api/config` shows what the pipeline runs: this config from its next frame.
             config(ctx, &scene, Some(true))
         }
         Err(errors) => {

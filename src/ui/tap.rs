@@ -164,11 +164,6 @@ impl Tap {
         f(&lock(&self.events))
     }
 
-    /// A config applied from the page shows at once, before the next frame.
-    pub fn set_scene(&self, scene: Arc<SceneConfig>) {
-        self.scene.store(scene);
-    }
-
     /// The pipeline's per-frame call. Cheap unless watched (see the module docs).
     pub fn frame(&self, f: &TapFrame) {
         if !Arc::ptr_eq(&self.scene.load(), f.scene) {

@@ -42,6 +42,17 @@ pub fn patched(body: &[u8], current: &SceneConfig) -> Result<SceneConfig, Vec<St
     }
 }
 
+/// DNS rebinding: a web page can make its own name resolve to 127.0.0.1 and then talk to
+/// this server "same-origin". Changes are accepted only when the page was opened by IP
+/// address or as `localhost`, which a rebinding page cannot claim.
+pub fn host_may_change(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
 /// Local mode: a valid scene replaces the live one (tracks and other settings stay).
 pub fn local_control(settings: Arc<ArcSwap<LiveSettings>>) -> Control {
     Arc::new(move |body| {
@@ -92,6 +103,27 @@ mod tests {
             &d,
         );
         assert!(e.unwrap_err()[0].contains("zero length"));
+    }
+
+    #[test]
+    fn only_ip_or_localhost_hosts_may_change_zones() {
+        for ok in [
+            "127.0.0.1:9601",
+            "localhost:9601",
+            "10.0.0.7",
+            "[::1]:9601",
+            "LOCALHOST",
+        ] {
+            assert!(host_may_change(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:9601",
+            "evil.example",
+            "127.0.0.1.nip.io:9601",
+            "",
+        ] {
+            assert!(!host_may_change(bad), "{bad}");
+        }
     }
 
     #[test]

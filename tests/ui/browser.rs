@@ -276,8 +276,12 @@ fn browser_live_view_stats_editor_and_apply() {
                 .then_some(())
         })
         .await;
-        let (_, _, cfg) = get(e.addr, "/api/config");
-        let cfg: Value = serde_json::from_slice(&cfg).unwrap();
+        // The running config follows on the pipeline's next frame.
+        let cfg = wait_for("the zone in /api/config", Duration::from_secs(10), || {
+            let (_, _, cfg) = get(e.addr, "/api/config");
+            let cfg: Value = serde_json::from_slice(&cfg).ok()?;
+            cfg["zones"].get("walkway").is_some().then_some(cfg)
+        });
         assert_eq!(
             cfg["zones"]["walkway"]["polygon"],
             shown["zones"]["walkway"]["polygon"]

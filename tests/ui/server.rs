@@ -62,12 +62,23 @@ fn boxes_are_drawn_on_a_known_image_and_the_server_holds_up() {
     let (status, _, body) = http(
         e.addr,
         format!(
-            "POST /api/zones HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n{}",
+            "POST /api/zones HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n{}",
             "x".repeat(200_000)
         )
         .as_bytes(),
     );
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    // DNS rebinding: a page served as evil.example that resolves to us may not change zones.
+    let zones = r#"{"zones": {}}"#;
+    let (status, _, _) = http(
+        e.addr,
+        format!(
+            "POST /api/zones HTTP/1.1\r\nHost: evil.example:9601\r\nOrigin: http://evil.example:9601\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{zones}",
+            zones.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status, 403, "rebinding host");
 
     // 1 000 connections at once: bounded (64 served, the rest told 503 or closed), the
     // server keeps serving, and its open files come back to where they were.
