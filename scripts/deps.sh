@@ -23,6 +23,8 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   gstreamer1.0-rtsp libgstrtspserver-1.0-dev
   mosquitto python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
+  # Headless browser + WebDriver for the live-view tests (tests/ui.rs).
+  chromium chromium-driver
 )
 
 missing=()

@@ -179,3 +179,19 @@ pub const DISK_RESERVE_MB: u64 = 64;
 pub const MAX_SOURCES: usize = 16;
 /// The name the twin's single `source` goes by among `sources`.
 pub const DEFAULT_SOURCE: &str = "default";
+// --- Live view and zone editor (issue 13, src/ui/) ---
+/// `--ui` with no address binds here: loopback only, a person opens it through SSH or a
+/// port mapping they chose.
+pub const UI_ADDR: &str = "127.0.0.1:9601";
+/// Frames drawn and encoded per second at most, and only while someone watches.
+pub const UI_FPS: f32 = 5.0;
+/// The live picture's width at most (frames reach the inference stage at model size).
+pub const UI_WIDTH: u32 = 640;
+/// JPEG quality of the live picture: legible labels at ~30-60 KB per frame.
+pub const UI_JPEG_QUALITY: u8 = 75;
+/// Events kept for the page, newest first.
+pub const UI_EVENTS: usize = 200;
+/// Connections served at once; beyond it a connection gets a 503 and is closed.
+pub const UI_MAX_CONNECTIONS: usize = 64;
+/// Live streams at once (each holds a connection for as long as it is watched).
+pub const UI_MAX_STREAMS: usize = 8;

@@ -19,3 +19,4 @@ pub mod redact;
 pub mod scene;
 pub mod snapshot;
 pub mod track;
+pub mod ui;

@@ -121,6 +121,36 @@ pub struct RunArgs {
     /// Blob container for snapshot uploads (used when EDGELENS_BLOB_CONNECTION_STRING is set).
     #[arg(long, default_value = edgelens::defaults::SNAPSHOT_CONTAINER)]
     pub blob_container: String,
+    /// Live view and zone editor on HOST:PORT (`--ui` alone: 127.0.0.1:9601). Off by default;
+    /// in module mode set it in the deployment's createOptions (read-only there).
+    #[arg(long, env = "EDGELENS_UI", num_args = 0..=1, default_missing_value = edgelens::defaults::UI_ADDR)]
+    pub ui: Option<String>,
+    /// Live view: pictures per second at most, drawn only while someone watches.
+    #[arg(long, env = "EDGELENS_UI_FPS", default_value_t = edgelens::defaults::UI_FPS)]
+    pub ui_fps: f32,
+}
+
+/// `--ui`: starts the live view; `control` is `None` in module mode (read-only).
+pub fn start_ui(
+    args: &RunArgs,
+    source: &str,
+    control: Option<edgelens::ui::Control>,
+) -> anyhow::Result<Option<Arc<edgelens::ui::Tap>>> {
+    let Some(addr) = &args.ui else {
+        return Ok(None);
+    };
+    let addr = edgelens::ui::parse_addr(addr).map_err(anyhow::Error::msg)?;
+    let read_only = control.is_none();
+    let ui = edgelens::ui::start(edgelens::ui::UiOptions {
+        addr,
+        fps: args.ui_fps,
+        threads: args.model.threads,
+        source: source.to_string(),
+        snapshots: args.snapshots.clone(),
+        control,
+    })?;
+    tracing::info!(url = %format!("http://{}/", ui.addr), read_only, "live view");
+    Ok(Some(ui.tap))
 }
 
 /// The CLI's scene settings: output mode (defaulted), zones, tracker and snapshots, checked
@@ -273,23 +303,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         )?),
         None => Box::new(StdoutSink::default()),
     };
+    let source_name = match (&args.name, &spec) {
+        (Some(n), _) => n.clone(),
+        (None, Some(s)) => s.name.clone(),
+        (None, None) => String::new(),
+    };
     let settings = Arc::new(ArcSwap::from_pointee(LiveSettings {
         filter: DetectionFilter {
             min_confidence: args.min_confidence,
             classes: args.classes.clone(),
         },
         max_fps: args.max_fps,
-        source_name: match (&args.name, &spec) {
-            (Some(n), _) => n.clone(),
-            (None, Some(s)) => s.name.clone(),
-            (None, None) => String::new(),
-        },
+        source_name: source_name.clone(),
         output_mode: scene.output_mode,
         scene: Arc::new(scene.scene),
     }));
+    let ui = start_ui(
+        &args,
+        &source_name,
+        Some(edgelens::ui::local_control(settings.clone())),
+    )?;
     let options = PipelineOptions {
         tracker_name: args.tracker.clone(),
         snapshots: scene.snapshots,
+        ui,
         ..Default::default()
     };
     let engine = Arc::new(ArcSwap::from_pointee(engine));

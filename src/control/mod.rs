@@ -70,6 +70,8 @@ pub struct ModuleOptions {
     pub tracker: String,
     /// `--snapshots DIR`: best snapshots per track go here (and to the twin's container).
     pub snapshots: Option<PathBuf>,
+    /// The live view's tap (`--ui` in createOptions); the page is read-only here.
+    pub ui: Option<Arc<crate::ui::Tap>>,
 }
 
 /// The twin GET in flight, and when to try again if it fails.
@@ -359,6 +361,7 @@ impl Module {
                 crop: false,
                 container,
             }),
+            ui: self.opts.ui.clone(),
             ..PipelineOptions::default()
         };
         self.retry_at.clear();

@@ -92,7 +92,8 @@ impl ScaleTarget {
 }
 
 /// One frame, scaled to the model input, with the original frame's size and timestamp.
-#[derive(Debug)]
+/// `Clone` copies the pixels: only the snapshot writer and the live view do, off the hot path.
+#[derive(Debug, Clone)]
 pub struct Frame {
     pub seq: u64,
     pub pts_ms: Option<u64>,

@@ -45,6 +45,8 @@ pub(super) struct Shared {
     /// What ingest scales frames to; updated when a model with another input swaps in.
     pub target: Arc<ArcSwap<ScaleTarget>>,
     pub observer: Option<FrameObserver>,
+    /// The live view (`--ui`): cheap when nobody watches.
+    pub ui: Option<Arc<crate::ui::Tap>>,
 }
 
 pub(super) struct InferLoop {
@@ -134,6 +136,17 @@ impl InferLoop {
             }
             if let Some(obs) = &self.shared.observer {
                 obs(&msg, &times);
+            }
+            if let Some(ui) = &self.shared.ui {
+                ui.frame(&crate::ui::TapFrame {
+                    frame: &frame,
+                    detections: &visible,
+                    message: &msg,
+                    scene: &live.scene,
+                    events: &result.messages,
+                    backend: engine.backend_name(),
+                    labels: &engine.model().labels,
+                });
             }
             if let Ok(mut l) = self.shared.latest.lock() {
                 *l = Some(msg.clone());

@@ -145,6 +145,8 @@ pub struct PipelineOptions {
     /// Skip the tracking stage (tracker, scene, snapshots): only `bench --scene-ab` sets it,
     /// to measure what the stage costs the pipeline.
     pub no_scene: bool,
+    /// The live view's tap (`--ui`); `None`: no live view.
+    pub ui: Option<Arc<crate::ui::Tap>>,
 }
 
 impl Default for PipelineOptions {
@@ -159,6 +161,7 @@ impl Default for PipelineOptions {
             tracker: crate::track::TrackerConfig::default(),
             snapshots: None,
             no_scene: false,
+            ui: None,
         }
     }
 }
@@ -247,6 +250,9 @@ impl Pipeline {
             }
             None => None,
         };
+        if let Some(ui) = &options.ui {
+            ui.attach(stats.clone(), settings.load().scene.clone());
+        }
         let low_score = options.tracker.low_score;
         let (joins_tx, joins_rx) = bounded::<Join>(defaults::MAX_SOURCES);
         let (msg_tx, msg_rx) = bounded::<Envelope>(options.message_queue.max(1));
@@ -272,6 +278,7 @@ impl Pipeline {
                 latest: latest.clone(),
                 target: target.clone(),
                 observer: options.observer.clone(),
+                ui: options.ui.clone(),
             },
         );
         let infer_handle = std::thread::Builder::new()

@@ -139,7 +139,7 @@ impl SnapshotStage {
             source: source.to_string(),
             track_id: track_id.to_string(),
             when,
-            frame: copy(frame),
+            frame: frame.clone(),
             detection: detection.clone(),
         };
         match self.tx.as_ref()?.try_send(job) {
@@ -175,20 +175,6 @@ fn write(snap: &mut Snapshotter, job: &Job) -> Result<(), String> {
     )
     .map(|_| ())
     .map_err(|e| e.to_string())
-}
-
-fn copy(f: &Frame) -> Frame {
-    Frame {
-        seq: f.seq,
-        pts_ms: f.pts_ms,
-        width: f.width,
-        height: f.height,
-        pixels: f.pixels.clone(),
-        order: f.order,
-        geometry: f.geometry,
-        received: f.received,
-        source: f.source,
-    }
 }
 
 #[cfg(test)]
