@@ -160,3 +160,9 @@ pub const UNPACK_MAX_COMPRESSION: u64 = 20;
 pub const UNPACK_FLOOR_MB: u64 = 16;
 /// Disk space left free for the rest of the device when unpacking a model, in MB.
 pub const DISK_RESERVE_MB: u64 = 64;
+
+// --- Memory and start-up (issue 9 soak, issue 12 §4) ---
+/// `bench --start`: cold spawns of `edgelens run`, and messages read from each before it is
+/// stopped (RSS is flat after the first few dozen frames).
+pub const START_RUNS: usize = 5;
+pub const START_MESSAGES: u64 = 200;

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 mod chart;
 mod phases;
 pub mod report;
+pub mod start;
 mod sys;
 
 use crate::engine::{backends, preprocess, Engine, EngineError, EngineOptions};
@@ -36,6 +37,8 @@ pub enum BenchError {
     NoFrames,
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error("start measurement: {0}")]
+    Start(String),
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
 }
@@ -57,6 +60,8 @@ pub struct Settings {
     pub out: PathBuf,
     /// No progress bars (CI logs).
     pub quiet: bool,
+    /// Also time cold starts of `edgelens run` (bench.json `start`, see start.rs).
+    pub start: bool,
 }
 
 /// A finished run: the report and the files written.
@@ -93,6 +98,7 @@ pub fn run(s: &Settings) -> Result<Outcome, BenchError> {
         host: sys::host(),
         cores: sys::cores(),
         results,
+        start: start_section(s, &names)?,
     };
     let json = s.out.join("bench.json");
     let bytes = serde_json::to_vec_pretty(&report).map_err(|e| write_err(&json, &e))?;
@@ -100,6 +106,29 @@ pub fn run(s: &Settings) -> Result<Outcome, BenchError> {
     let png = s.out.join("bench.png");
     chart::draw(&report, &png).map_err(|e| write_err(&png, &e))?;
     Ok(Outcome { report, json, png })
+}
+
+/// `--start`: five cold spawns of `edgelens run` with the first backend (this binary).
+fn start_section(
+    s: &Settings,
+    names: &[String],
+) -> Result<Option<start::StartSection>, BenchError> {
+    if !s.start {
+        return Ok(None);
+    }
+    let bin = std::env::current_exe().map_err(|e| BenchError::Start(e.to_string()))?;
+    let settings = start::StartSettings {
+        bin,
+        model: s.model.clone(),
+        backend: names.first().cloned().unwrap_or_default(),
+        video: s.video.clone(),
+        threads: s.threads,
+        runs: crate::defaults::START_RUNS,
+        messages: crate::defaults::START_MESSAGES,
+    };
+    start::measure(&settings)
+        .map(Some)
+        .map_err(|e| BenchError::Start(e.to_string()))
 }
 
 fn backend_names(s: &Settings) -> Result<Vec<String>, BenchError> {

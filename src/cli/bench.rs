@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// No progress bars (CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Also time cold starts of `edgelens run` (spawn to first message, peak RSS): bench.json `start`.
+    #[arg(long)]
+    start: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -39,6 +42,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         out: args.out,
         quiet: args.quiet,
+        start: args.start,
     })?;
     print!("{}", edgelens::bench::report::table(&outcome.report));
     eprintln!(
