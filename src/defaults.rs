@@ -166,3 +166,8 @@ pub const DISK_RESERVE_MB: u64 = 64;
 /// stopped (RSS is flat after the first few dozen frames).
 pub const START_RUNS: usize = 5;
 pub const START_MESSAGES: u64 = 200;
+/// glibc malloc: blocks at least this big are mmapped (returned whole on free), never carved
+/// from a heap; above one 300x300x3 f32 input (1 MB), below ORT's big arena chunks.
+pub const MALLOC_MMAP_THRESHOLD: i32 = 4 << 20;
+/// glibc malloc arenas (default 8 x cores): fewer arenas, less memory stranded in each.
+pub const MALLOC_ARENA_MAX: i32 = 2;

@@ -217,7 +217,7 @@ fn fetcher(opts: &ModuleOptions, in_use: model_fetch::InUse) -> Fetcher {
 
 /// A model swap frees hundreds of MB in large blocks that glibc keeps in its arenas, so RSS
 /// would grow with every swap; hand them back.
-fn release_freed_memory() {
+pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers.
