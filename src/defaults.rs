@@ -171,3 +171,9 @@ pub const START_MESSAGES: u64 = 200;
 pub const MALLOC_MMAP_THRESHOLD: i32 = 4 << 20;
 /// glibc malloc arenas (default 8 x cores): fewer arenas, less memory stranded in each.
 pub const MALLOC_ARENA_MAX: i32 = 2;
+/// ORT's memory pattern (pre-planned activation block per run shape): off saves ~5-9 MB of
+/// peak RSS on ssdlite-person at no measurable fps cost (docs/memory.md).
+pub const ORT_MEMORY_PATTERN: bool = false;
+/// How often a background thread hands freed heap pages back (`malloc_trim`); a trim takes
+/// about a millisecond.
+pub const MEMORY_TRIM_INTERVAL: Duration = Duration::from_secs(30);

@@ -14,6 +14,9 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     cli::init_logging();
     tracing::debug!(?tuning, "allocator");
+    if let Err(e) = edgelens::memory::start_trimmer(edgelens::defaults::MEMORY_TRIM_INTERVAL) {
+        tracing::warn!(error = %e, "no heap trimmer thread; RSS may creep after source restarts");
+    }
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {

@@ -47,6 +47,31 @@ pub fn tune_allocator() -> Tuning {
     }
 }
 
+/// Hands freed heap pages back to the kernel (glibc keeps them otherwise): after a model
+/// load, whose parse and optimization passes free tens of MB, and after a swap.
+pub fn release_freed() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers.
+        let released = unsafe { libc::malloc_trim(0) };
+        tracing::debug!(released, "heap trimmed");
+    }
+}
+
+/// Trims the heap every `every` on a small background thread. Source restarts (a file
+/// source looping, a camera reconnecting) rebuild the GStreamer graph and leave freed holes
+/// that glibc keeps; the soak showed +5-14 MB per file loop, all given back by a trim.
+pub fn start_trimmer(every: std::time::Duration) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("mem-trim".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            release_freed();
+        })
+        .map(drop)
+}
+
 /// RSS of this process in MB (`VmRSS`), 0 when unknown.
 pub fn rss_mb() -> f64 {
     status_kb("VmRSS:") / 1024.0
