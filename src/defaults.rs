@@ -195,3 +195,19 @@ pub const UI_EVENTS: usize = 200;
 pub const UI_MAX_CONNECTIONS: usize = 64;
 /// Live streams at once (each holds a connection for as long as it is watched).
 pub const UI_MAX_STREAMS: usize = 8;
+// --- Memory and start-up (issue 9 soak, issue 12 §4) ---
+/// `bench --start`: cold spawns of `edgelens run`, and messages read from each before it is
+/// stopped (RSS is flat after the first few dozen frames).
+pub const START_RUNS: usize = 5;
+pub const START_MESSAGES: u64 = 200;
+/// glibc malloc: blocks at least this big are mmapped (returned whole on free), never carved
+/// from a heap; above one 300x300x3 f32 input (1 MB), below ORT's big arena chunks.
+pub const MALLOC_MMAP_THRESHOLD: i32 = 4 << 20;
+/// glibc malloc arenas (default 8 x cores): fewer arenas, less memory stranded in each.
+pub const MALLOC_ARENA_MAX: i32 = 2;
+/// ORT's memory pattern (pre-planned activation block per run shape): off saves ~5-9 MB of
+/// peak RSS on ssdlite-person at no measurable fps cost (docs/memory.md).
+pub const ORT_MEMORY_PATTERN: bool = false;
+/// How often a background thread hands freed heap pages back (`malloc_trim`); a trim takes
+/// about a millisecond.
+pub const MEMORY_TRIM_INTERVAL: Duration = Duration::from_secs(30);

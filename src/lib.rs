@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod edgehub;
 pub mod engine;
 pub mod ingest;
+pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod model;

@@ -227,6 +227,7 @@ mod tests {
                 result("ssdlite-person", 1),
                 result("ssdlite-person-int8", 2),
             ],
+            start: None,
         }
     }
 

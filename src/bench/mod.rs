@@ -14,6 +14,7 @@ pub mod html;
 pub mod limit;
 mod phases;
 pub mod report;
+pub mod start;
 pub mod streams;
 mod sys;
 
@@ -39,6 +40,8 @@ pub enum BenchError {
     NoFrames,
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
+    #[error("start measurement: {0}")]
+    Start(String),
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
 }
@@ -69,6 +72,8 @@ pub struct Settings {
     /// Also run the pipeline without the tracking stage, right after, and report both
     /// pipeline/ceiling ratios side by side (what tracker + scene cost).
     pub scene_ab: bool,
+    /// Also time cold starts of `edgelens run` (bench.json `start`, see start.rs).
+    pub start: bool,
 }
 
 /// A finished run: the report and the files written.
@@ -112,6 +117,7 @@ pub fn run(s: &Settings) -> Result<Outcome, BenchError> {
         host: sys::host(),
         cores: sys::cores(),
         results,
+        start: start_section(s, &backend_names(s)?)?,
     };
     let json = s.out.join("bench.json");
     let bytes = serde_json::to_vec_pretty(&report).map_err(|e| write_err(&json, &e))?;
@@ -155,6 +161,29 @@ fn expand(s: &Settings) -> Vec<Settings> {
         }
     }
     out
+}
+
+/// `--start`: five cold spawns of `edgelens run` with the first backend (this binary).
+fn start_section(
+    s: &Settings,
+    names: &[String],
+) -> Result<Option<start::StartSection>, BenchError> {
+    if !s.start {
+        return Ok(None);
+    }
+    let bin = std::env::current_exe().map_err(|e| BenchError::Start(e.to_string()))?;
+    let settings = start::StartSettings {
+        bin,
+        model: s.model.clone(),
+        backend: names.first().cloned().unwrap_or_default(),
+        video: s.video.clone(),
+        threads: s.threads,
+        runs: crate::defaults::START_RUNS,
+        messages: crate::defaults::START_MESSAGES,
+    };
+    start::measure(&settings)
+        .map(Some)
+        .map_err(|e| BenchError::Start(e.to_string()))
 }
 
 fn backend_names(s: &Settings) -> Result<Vec<String>, BenchError> {

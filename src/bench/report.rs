@@ -67,6 +67,9 @@ pub struct Report {
     pub host: String,
     pub cores: usize,
     pub results: Vec<BackendResult>,
+    /// `bench --start`: cold start and RSS of a real `edgelens run` (start.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<super::start::StartSection>,
 }
 
 /// A histogram of microseconds, up to 10 minutes.

@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// No progress bars (CI logs).
     #[arg(long)]
     quiet: bool,
+    /// Also time cold starts of `edgelens run` (spawn to first message, peak RSS):
+    /// bench.json `start`.
+    #[arg(long)]
+    start: bool,
     /// Also run the pipeline without the tracking stage (tracker, zones, events) and print
     /// both pipeline/ceiling ratios side by side: what the stage costs.
     #[arg(long)]
@@ -111,5 +115,6 @@ fn settings(args: BenchArgs) -> edgelens::bench::Settings {
         extra_threads: threads.collect(),
         html: args.html,
         scene_ab: args.scene_ab,
+        start: args.start,
     }
 }

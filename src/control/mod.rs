@@ -234,13 +234,8 @@ fn fetcher(opts: &ModuleOptions, in_use: model_fetch::InUse) -> Fetcher {
 
 /// A model swap frees hundreds of MB in large blocks that glibc keeps in its arenas, so RSS
 /// would grow with every swap; hand them back.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers.
-        let released = unsafe { libc::malloc_trim(0) };
-        tracing::debug!(released, "heap trimmed after a model swap");
-    }
+pub fn release_freed_memory() {
+    crate::memory::release_freed();
 }
 
 /// Every source of the config, resolved; a spec's `name` is what its messages carry: the

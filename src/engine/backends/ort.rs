@@ -110,6 +110,10 @@ fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
         .map_err(builder_err)?
         .with_inter_threads(1)
         .map_err(builder_err)?
+        // The arena stays on (off, every run mallocs and frees MBs: more RSS and sys time);
+        // the memory pattern goes: it reserves a second, planned block beside the arena.
+        .with_memory_pattern(crate::defaults::ORT_MEMORY_PATTERN)
+        .map_err(builder_err)?
         .commit_from_memory(&bytes)
         .map_err(|e| {
             model_err(format!(
@@ -164,6 +168,10 @@ fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
             )));
         }
     }
+    drop(bytes);
+    // Parsing and graph optimization freed several times the model's size; return it now,
+    // not at the next swap (docs/memory.md).
+    crate::memory::release_freed();
     Ok(Box::new(OrtBackend {
         session: Mutex::new(session),
         input_name,

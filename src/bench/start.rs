@@ -1,0 +1,142 @@
+//! `bench --start`: process spawn to first published message, and the resident memory of a
+//! real `edgelens run` (one source, stdout sink), measured from outside the process.
+//!
+//! Each run spawns this same binary as `edgelens run ... --metrics-addr off`, times the first
+//! JSON line on its stdout, reads `min(messages, clip)` lines, then kills it and takes its peak
+//! RSS from `wait4` (the kernel's ru_maxrss: right even when the child already exited).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// `bench.json` → `start`: a hook section for `make bench-report` (rows + note).
+#[derive(Debug, Clone, Serialize)]
+pub struct StartSection {
+    pub rows: Vec<StartRow>,
+    pub note: String,
+}
+
+/// One cold spawn of `edgelens run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartRow {
+    pub model: String,
+    pub backend: String,
+    pub run: usize,
+    /// Spawn to the first message line on stdout.
+    pub first_message_ms: f64,
+    /// Peak RSS (ru_maxrss) of the process over the whole run.
+    pub peak_rss_mb: f64,
+    /// Messages read before the process was stopped.
+    pub messages: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start {bin}: {message}")]
+    Spawn { bin: PathBuf, message: String },
+    #[error("`edgelens run` published nothing (exit {0}); run it by hand to see why")]
+    NoMessage(String),
+}
+
+/// What to spawn.
+#[derive(Debug, Clone)]
+pub struct StartSettings {
+    pub bin: PathBuf,
+    pub model: PathBuf,
+    pub backend: String,
+    pub video: String,
+    pub threads: usize,
+    /// Cold spawns (each a fresh process).
+    pub runs: usize,
+    /// Messages read before stopping a run (RSS is flat long before this).
+    pub messages: u64,
+}
+
+pub fn measure(s: &StartSettings) -> Result<StartSection, StartError> {
+    let mut rows = Vec::new();
+    for run in 1..=s.runs.max(1) {
+        rows.push(one(s, run)?);
+    }
+    let note = format!(
+        "`edgelens run --source {} --model {} --backend {} --threads {} --metrics-addr off`, \
+         spawned {} times: first_message_ms = process spawn to the first JSON line on stdout \
+         (page cache warm, GStreamer registry cached); peak_rss_mb = the process's ru_maxrss \
+         after up to {} messages. `edgelens bench --start` (src/bench/start.rs).",
+        s.video,
+        s.model.display(),
+        s.backend,
+        s.threads,
+        rows.len(),
+        s.messages
+    );
+    Ok(StartSection { rows, note })
+}
+
+fn one(s: &StartSettings, run: usize) -> Result<StartRow, StartError> {
+    let t0 = Instant::now();
+    let mut child = Command::new(&s.bin)
+        .arg("run")
+        .args(["--source", &s.video])
+        .arg("--model")
+        .arg(&s.model)
+        .args(["--backend", &s.backend])
+        .args(["--threads", &s.threads.to_string()])
+        .args(["--metrics-addr", "off"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| StartError::Spawn {
+            bin: s.bin.clone(),
+            message: e.to_string(),
+        })?;
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut first = None;
+    let mut messages = 0u64;
+    while messages < s.messages.max(1) {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with('{') => {
+                first.get_or_insert_with(|| t0.elapsed());
+                messages += 1;
+            }
+            Some(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    drop(lines);
+    let (status, peak_kb) = reap(pid);
+    let Some(first) = first else {
+        return Err(StartError::NoMessage(status));
+    };
+    Ok(StartRow {
+        model: model_name(&s.model),
+        backend: s.backend.clone(),
+        run,
+        first_message_ms: (first.as_secs_f64() * 1e4).round() / 10.0,
+        peak_rss_mb: (peak_kb as f64 / 1024.0 * 10.0).round() / 10.0,
+        messages,
+    })
+}
+
+/// Waits for the child and returns its exit status and ru_maxrss (KiB).
+fn reap(pid: u32) -> (String, i64) {
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the two out-parameters we own.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut ru) };
+    if r < 0 {
+        return ("unknown".into(), 0);
+    }
+    (status.to_string(), ru.ru_maxrss)
+}
+
+fn model_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
