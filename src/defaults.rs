@@ -160,3 +160,13 @@ pub const UNPACK_MAX_COMPRESSION: u64 = 20;
 pub const UNPACK_FLOOR_MB: u64 = 16;
 /// Disk space left free for the rest of the device when unpacking a model, in MB.
 pub const DISK_RESERVE_MB: u64 = 64;
+
+// --- Engine instances and layout tuning (issue 12 §1) ---
+/// Wall time the tuner spends measuring layouts in the running pipeline, all layouts together
+/// (model loads come on top).
+pub const LAYOUT_TUNE_BUDGET: Duration = Duration::from_millis(1000);
+/// Frames each instance runs on a new layout before it is timed (first runs are slow).
+pub const LAYOUT_WARMUP_FRAMES_PER_INSTANCE: u32 = 2;
+/// A layout must beat the one before it by this factor to be preferred (fewer instances
+/// use less memory, so near-ties go to the earlier, smaller layout).
+pub const LAYOUT_MIN_GAIN: f64 = 1.02;

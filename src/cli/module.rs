@@ -97,7 +97,8 @@ fn initial_config(args: &RunArgs) -> (DesiredConfig, PathBuf) {
             uri: None,
             sha256: None,
             backend: args.model.backend.clone(),
-            threads: Some(args.model.threads as u32),
+            threads: (args.model.threads > 0).then_some(args.model.threads as u32),
+            instances: (args.model.instances > 0).then_some(args.model.instances as u32),
         }),
         source: Some(SourceConfig {
             uri: Some(args.source.source.clone()),

@@ -110,6 +110,14 @@ fn validate_model(e: &mut Vec<String>, m: &ModelConfig) {
             e.push(format!("model.threads must be 1..64, got {t}"));
         }
     }
+    if let Some(k) = m.instances {
+        let max = crate::engine::layout::MAX_INSTANCES;
+        if !(1..=max as u32).contains(&k) {
+            e.push(format!(
+                "model.instances must be 1..{max} engine instances (leave it unset for auto), got {k}"
+            ));
+        }
+    }
 }
 
 fn validate_source(e: &mut Vec<String>, s: &SourceConfig) {

@@ -3,15 +3,18 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 
+use super::dispatch::{Dispatch, Step};
 use super::rate::RateLimit;
 use super::scene_stage::SceneStage;
+use super::tune::AutoLayout;
 use super::{EngineSlot, FrameObserver, LiveSettings, Stats};
-use crate::engine::{Detection, DetectionFilter, Engine, StageTimes};
+use crate::engine::pool::Done;
+use crate::engine::{Detection, DetectionFilter, Engine, EngineError, StageTimes};
 use crate::ingest::{Frame, ScaleTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
 use crate::publish::OutMessage;
@@ -40,6 +43,12 @@ pub(super) struct Shared {
     /// What ingest scales frames to; updated when a model with another input swaps in.
     pub target: Arc<ArcSwap<ScaleTarget>>,
     pub observer: Option<FrameObserver>,
+}
+
+/// What a frame carries through the instance pool: the settings it was admitted under.
+pub(super) struct Meta {
+    live: Arc<LiveSettings>,
+    min_score: f32,
 }
 
 pub(super) struct InferLoop {
@@ -71,55 +80,37 @@ impl InferLoop {
         }
     }
 
-    /// Runs until ingest ends (its channel closes) or the sink goes away.
+    /// Runs until ingest ends (its channel closes) or the sink goes away. Detection runs on
+    /// the engine's instances in parallel; results come back here in frame order.
     pub fn run(mut self) {
-        while let Some(frame) = self.next_frame() {
-            let live = self.shared.settings.load_full();
-            if !self.rate.admit(pts_ms(&frame), live.max_fps) {
-                self.shared
-                    .stats
-                    .frames_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let engine = self.engine_for_frame();
-            if !self.reset_on_new_labels(&engine, &live, frame.received) {
-                break;
-            }
-            let min_score = live
-                .filter
-                .min_confidence
-                .unwrap_or_else(|| engine.min_confidence());
-            let Some((detections, times)) = self.detect(&engine, &frame, &live, min_score) else {
-                continue;
-            };
-            let t0 = Instant::now();
-            self.tracking.scene.follow_config(&live.scene);
-            let pts = pts_ms(&frame);
-            let result =
-                self.tracking
-                    .scene
-                    .frame(&frame, pts, &detections, min_score, &live.source_name);
-            self.shared.stats.record_track(t0.elapsed());
-            let visible: Vec<Detection> = detections
-                .into_iter()
-                .filter(|d| d.confidence >= min_score)
-                .collect();
-            let mut msg = self.message(&engine, &frame, &live, &visible);
-            for (inf, id) in msg.inferences.iter_mut().zip(result.ids) {
-                inf.entity.id = id;
-            }
-            if let Some(obs) = &self.shared.observer {
-                obs(&msg, &times);
-            }
-            if let Ok(mut l) = self.shared.latest.lock() {
-                *l = Some(msg.clone());
-            }
-            if live.output_mode.frames() && !self.publish(&msg, &engine, &live, frame.received) {
-                break;
-            }
-            if !self.publish_scene(result.messages, &engine, &live, frame.received) {
-                break;
+        let mut dispatch = Dispatch::<Meta>::new(self.shared.stats.clone());
+        let mut tune = AutoLayout::new();
+        loop {
+            match dispatch.next(&self.frames) {
+                Step::End => break,
+                Step::Frame(frame) => {
+                    let live = self.shared.settings.load_full();
+                    if !self.rate.admit(pts_ms(&frame), live.max_fps) {
+                        self.shared
+                            .stats
+                            .frames_skipped
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let engine = self.engine_for_frame();
+                    let min_score = live
+                        .filter
+                        .min_confidence
+                        .unwrap_or_else(|| engine.min_confidence());
+                    let filter = self.filter(&live, min_score);
+                    dispatch.submit(engine, frame, filter, Meta { live, min_score });
+                }
+                Step::Result(done) => {
+                    tune.observe(&done.engine, &self.shared.engine, &self.shared.stats);
+                    if !self.finish(done) {
+                        break;
+                    }
+                }
             }
         }
         // End of stream (or stop): every live track ends, so `new` and `end` pair up.
@@ -127,6 +118,49 @@ impl InferLoop {
         let live = self.shared.settings.load_full();
         let engine = self.shared.engine.load_full();
         self.publish_scene(ends, &engine, &live, Instant::now());
+    }
+
+    /// Everything after detection, in frame order. False when the sink has gone away.
+    fn finish(&mut self, done: Done<Meta>) -> bool {
+        let Done {
+            engine,
+            frame,
+            meta: Meta { live, min_score },
+            result,
+            ..
+        } = done;
+        if !self.reset_on_new_labels(&engine, &live, frame.received) {
+            return false;
+        }
+        let Some((detections, times)) = self.detected(&engine, &frame, result) else {
+            return true;
+        };
+        let t0 = Instant::now();
+        self.tracking.scene.follow_config(&live.scene);
+        let pts = pts_ms(&frame);
+        let result =
+            self.tracking
+                .scene
+                .frame(&frame, pts, &detections, min_score, &live.source_name);
+        self.shared.stats.record_track(t0.elapsed());
+        let visible: Vec<Detection> = detections
+            .into_iter()
+            .filter(|d| d.confidence >= min_score)
+            .collect();
+        let mut msg = self.message(&engine, &frame, &live, &visible);
+        for (inf, id) in msg.inferences.iter_mut().zip(result.ids) {
+            inf.entity.id = id;
+        }
+        if let Some(obs) = &self.shared.observer {
+            obs(&msg, &times);
+        }
+        if let Ok(mut l) = self.shared.latest.lock() {
+            *l = Some(msg.clone());
+        }
+        if live.output_mode.frames() && !self.publish(&msg, &engine, &live, frame.received) {
+            return false;
+        }
+        self.publish_scene(result.messages, &engine, &live, frame.received)
     }
 
     /// A model whose labels differ makes old tracks meaningless: end them, start over.
@@ -184,16 +218,6 @@ impl InferLoop {
         true
     }
 
-    fn next_frame(&self) -> Option<Frame> {
-        loop {
-            match self.frames.recv_timeout(Duration::from_millis(200)) {
-                Ok(f) => return Some(f),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return None,
-            }
-        }
-    }
-
     /// One load per frame: a swap lands between frames, never inside one. A new model's
     /// input size goes to ingest, which scales the next frames for it.
     fn engine_for_frame(&mut self) -> Arc<Engine> {
@@ -213,18 +237,22 @@ impl InferLoop {
         engine
     }
 
-    fn detect(
+    /// The engine runs down to the tracker's low score; users see only `min_score` and up.
+    fn filter(&self, live: &LiveSettings, min_score: f32) -> DetectionFilter {
+        DetectionFilter {
+            min_confidence: Some(min_score.min(self.tracking.low_score)),
+            classes: live.filter.classes.clone(),
+        }
+    }
+
+    /// Counts a detection result; `None` for a failed frame (skipped).
+    fn detected(
         &self,
         engine: &Engine,
         frame: &Frame,
-        live: &LiveSettings,
-        min_score: f32,
+        result: Result<(Vec<Detection>, StageTimes), EngineError>,
     ) -> Option<(Vec<Detection>, StageTimes)> {
-        let filter = DetectionFilter {
-            min_confidence: Some(min_score.min(self.tracking.low_score)),
-            classes: live.filter.classes.clone(),
-        };
-        match engine.detect_frame(frame, &filter) {
+        match result {
             Ok((dets, times)) => {
                 let m = &engine.model().manifest;
                 self.shared

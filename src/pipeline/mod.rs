@@ -12,9 +12,12 @@ use crossbeam_channel::bounded;
 
 pub mod stats;
 
+mod dispatch;
 mod infer;
 mod rate;
+pub mod reorder;
 pub mod scene_stage;
+pub mod tune;
 
 use crate::defaults;
 use crate::engine::{DetectionFilter, Engine, StageTimes};
@@ -22,7 +25,7 @@ use crate::ingest::{FrameQueue, Ingest, IngestConfig, IngestError, ScaleTarget};
 use crate::message::InferenceMessage;
 use crate::publish::Sink;
 use infer::{Envelope, InferLoop, Shared};
-pub use stats::{Stats, StatsSnapshot};
+pub use stats::{LayoutFps, LayoutReport, Stats, StatsSnapshot};
 
 /// What the pipeline publishes: per-frame detections, scene events and counts, or both.
 #[derive(

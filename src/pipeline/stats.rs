@@ -43,6 +43,10 @@ pub struct Stats {
     pub frames_inferred: AtomicU64,
     pub frames_skipped: AtomicU64,
     pub infer_errors: AtomicU64,
+    /// Frames whose result came back after the reorder window had moved past them.
+    pub frames_late: AtomicU64,
+    /// The engine layout serving now and how it was chosen (`model.layout`).
+    pub layout: Mutex<Option<LayoutReport>>,
     pub messages_out: AtomicU64,
     pub histograms: Mutex<StageHistograms>,
     started: Instant,
@@ -55,6 +59,36 @@ pub struct Stats {
     prom_dropped_msgs: IntGauge,
 }
 
+/// `model.layout` in reported properties: the layout serving and what the tuner measured.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LayoutReport {
+    pub instances: usize,
+    pub threads: usize,
+    /// Frames per second measured in the pipeline for this layout (None: not measured).
+    pub fps: Option<f64>,
+    /// `auto` when the tuner chose it, `fixed` when the user did.
+    pub chosen: &'static str,
+    /// Every layout tried, with its fps.
+    pub tried: Vec<LayoutFps>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LayoutFps {
+    pub instances: usize,
+    pub threads: usize,
+    pub fps: f64,
+}
+
+impl Stats {
+    pub fn set_layout(&self, report: LayoutReport) {
+        *lock(&self.layout) = Some(report);
+    }
+
+    pub fn layout(&self) -> Option<LayoutReport> {
+        lock(&self.layout).clone()
+    }
+}
+
 /// The stats object reported to the twin and returned by `getStats`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -65,6 +99,7 @@ pub struct StatsSnapshot {
     pub dropped: u64,
     pub skipped: u64,
     pub infer_errors: u64,
+    pub late: u64,
     pub messages: u64,
     pub source_restarts: u64,
     pub inference_ms_p50: f64,
@@ -126,6 +161,8 @@ impl Stats {
             frames_inferred: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
             infer_errors: AtomicU64::new(0),
+            frames_late: AtomicU64::new(0),
+            layout: Mutex::new(None),
             messages_out: AtomicU64::new(0),
             histograms: Mutex::new(StageHistograms::new()),
             started: Instant::now(),
@@ -223,6 +260,7 @@ impl Stats {
             dropped: self.ingest.frames_dropped.load(Ordering::Relaxed),
             skipped: self.frames_skipped.load(Ordering::Relaxed),
             infer_errors: self.infer_errors.load(Ordering::Relaxed),
+            late: self.frames_late.load(Ordering::Relaxed),
             messages: self.messages_out.load(Ordering::Relaxed),
             source_restarts: self.ingest.restarts.load(Ordering::Relaxed),
             inference_ms_p50: ms(&h.infer, 0.5),
@@ -260,6 +298,11 @@ impl Stats {
             "edgelens_frames_skipped_total",
             "Frames skipped by maxFps",
             self.frames_skipped.load(Ordering::Relaxed),
+        ));
+        families.extend(counter(
+            "edgelens_frames_late_total",
+            "Frames whose result came back after the reorder window moved past them",
+            self.frames_late.load(Ordering::Relaxed),
         ));
         families.extend(counter(
             "edgelens_source_restarts_total",
