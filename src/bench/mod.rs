@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 mod chart;
+pub mod layouts;
 mod phases;
 pub mod report;
 mod sys;
@@ -51,8 +52,10 @@ pub struct Settings {
     pub video: String,
     /// Frames per phase.
     pub frames: u64,
-    /// Intra-op threads per backend.
+    /// Intra-op threads per instance; 0 is `auto`.
     pub threads: usize,
+    /// Engine instances; 0 is `auto` (with threads: tuned on the stream first, as `run` does).
+    pub instances: usize,
     /// Where bench.json and bench.png go.
     pub out: PathBuf,
     /// No progress bars (CI logs).
@@ -130,16 +133,16 @@ fn one_backend(
         backend: backend.to_string(),
         source,
     };
+    let opts = EngineOptions {
+        backend: Some(backend.to_string()),
+        threads: 1,
+    };
+    let model = crate::model::Model::load(&s.model).map_err(|e| engine_err(e.into()))?;
+    let layout = layouts::resolve(s, spec, &model, &opts)?;
     sys::reset_peak_rss();
     let t0 = Instant::now();
-    let engine = Engine::load(
-        &s.model,
-        &EngineOptions {
-            backend: Some(backend.to_string()),
-            threads: s.threads,
-        },
-    )
-    .map_err(engine_err)?;
+    let fixed = crate::engine::LayoutRequest::from_counts(layout.instances, layout.threads);
+    let engine = Engine::from_model_layout(model, &opts, fixed).map_err(engine_err)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let manifest = engine.model().manifest.clone();
 
@@ -175,7 +178,8 @@ fn one_backend(
     let pipeline_fps = r.frames.saturating_sub(1) as f64 / r.steady.as_secs_f64().max(1e-9);
     let result = BackendResult {
         backend: backend.to_string(),
-        threads: s.threads,
+        threads: layout.threads,
+        instances: layout.instances,
         load_ms: round1(load_ms),
         decode_fps: round1(decode_fps),
         ceiling_fps: round1(ceiling_fps),

@@ -104,6 +104,8 @@ struct Module {
     restart_source_at: Option<Instant>,
     /// When to return freed heap to the OS after a model swap.
     trim_at: Option<Instant>,
+    /// The engine layout last reported as `model.layout` (the tuner may change it).
+    reported_layout: Option<crate::pipeline::LayoutReport>,
 }
 
 /// Runs the module until `stop` is set (SIGTERM).
@@ -158,6 +160,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         twin_get: TwinGet::default(),
         restart_source_at: None,
         trim_at: None,
+        reported_layout: None,
     };
     module.start_pipeline()?;
     if let Some(addr) = module.opts.metrics {
@@ -178,6 +181,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
             let stats = module.stats_json();
             module.report_as(ControlKind::Stats, json!({ "stats": stats }));
         }
+        module.report_layout();
         module.supervise_source();
         module.supervise_twin_get();
         if module.trim_at.is_some_and(|t| Instant::now() >= t) {
@@ -284,6 +288,15 @@ impl Module {
             });
         if let Err(e) = sent {
             tracing::error!(error = %e, "reported properties not sent");
+        }
+    }
+
+    /// `model.layout`: reported once per choice (the tuner settles after each model load).
+    fn report_layout(&mut self) {
+        let now = self.stats.layout();
+        if now.is_some() && now != self.reported_layout {
+            self.reported_layout = now.clone();
+            self.report(json!({ "model": { "layout": now } }));
         }
     }
 
