@@ -64,6 +64,26 @@ impl LayoutRequest {
     }
 }
 
+/// `model.layout` in reported properties: the layout serving and what the tuner measured.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LayoutReport {
+    pub instances: usize,
+    pub threads: usize,
+    /// Frames per second measured in the pipeline for this layout (None: not measured).
+    pub fps: Option<f64>,
+    /// `auto` when the tuner chose it, `fixed` when the user did.
+    pub chosen: &'static str,
+    /// Every layout tried, with its fps.
+    pub tried: Vec<LayoutFps>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LayoutFps {
+    pub instances: usize,
+    pub threads: usize,
+    pub fps: f64,
+}
+
 /// Cores this process may use.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -143,6 +143,9 @@ pub struct Engine {
     shared: SharedSlot,
     /// Unique per loaded engine (the tuner tells its own engines apart by it).
     id: u64,
+    /// Set once the tuner chose this engine's layout: a restarted source (a file looping,
+    /// a camera reconnecting) keeps it instead of tuning again.
+    tuned: std::sync::OnceLock<layout::LayoutReport>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -261,6 +264,7 @@ impl Engine {
             request,
             shared,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            tuned: std::sync::OnceLock::new(),
         })
     }
 
@@ -279,6 +283,15 @@ impl Engine {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The tuner's verdict for this engine, once it has one.
+    pub fn tuned(&self) -> Option<&layout::LayoutReport> {
+        self.tuned.get()
+    }
+
+    pub fn set_tuned(&self, report: layout::LayoutReport) {
+        let _ = self.tuned.set(report);
     }
 
     pub fn model(&self) -> &Model {

@@ -20,12 +20,13 @@ pub mod scene_stage;
 pub mod tune;
 
 use crate::defaults;
+pub use crate::engine::layout::{LayoutFps, LayoutReport};
 use crate::engine::{DetectionFilter, Engine, StageTimes};
 use crate::ingest::{FrameQueue, Ingest, IngestConfig, IngestError, ScaleTarget};
 use crate::message::InferenceMessage;
 use crate::publish::Sink;
 use infer::{Envelope, InferLoop, Shared};
-pub use stats::{LayoutFps, LayoutReport, Stats, StatsSnapshot};
+pub use stats::{Stats, StatsSnapshot};
 
 /// What the pipeline publishes: per-frame detections, scene events and counts, or both.
 #[derive(

@@ -10,6 +10,7 @@ use prometheus::{
 };
 use serde::Serialize;
 
+use crate::engine::layout::LayoutReport;
 use crate::ingest::IngestStats;
 
 /// Per-stage latency histograms in microseconds.
@@ -57,26 +58,6 @@ pub struct Stats {
     prom_published: IntCounter,
     prom_failed: IntCounter,
     prom_dropped_msgs: IntGauge,
-}
-
-/// `model.layout` in reported properties: the layout serving and what the tuner measured.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LayoutReport {
-    pub instances: usize,
-    pub threads: usize,
-    /// Frames per second measured in the pipeline for this layout (None: not measured).
-    pub fps: Option<f64>,
-    /// `auto` when the tuner chose it, `fixed` when the user did.
-    pub chosen: &'static str,
-    /// Every layout tried, with its fps.
-    pub tried: Vec<LayoutFps>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct LayoutFps {
-    pub instances: usize,
-    pub threads: usize,
-    pub fps: f64,
 }
 
 impl Stats {

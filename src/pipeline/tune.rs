@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::stats::{LayoutFps, LayoutReport};
 use super::{EngineSlot, Stats};
 use crate::defaults;
+use crate::engine::layout::{LayoutFps, LayoutReport};
 use crate::engine::{layout, Engine, Layout};
 
 /// What to do after a frame.
@@ -164,6 +164,13 @@ impl AutoLayout {
     fn start(&mut self, engine: &Arc<Engine>, stats: &Stats) {
         self.made.clear();
         let now = engine.layout();
+        if let Some(r) = engine.tuned() {
+            self.state = State::Settled {
+                engine: engine.id(),
+            };
+            stats.set_layout(r.clone());
+            return;
+        }
         let mut candidates = engine.layout_request().candidates(layout::cores());
         self.state = State::Settled {
             engine: engine.id(),
@@ -216,13 +223,19 @@ impl AutoLayout {
                         .map(|r| format!("{}x{}: {} fps", r.instances, r.threads, r.fps))
                         .collect();
                     tracing::info!(layout = %best, measured = %table.join(", "), "engine layout chosen");
-                    stats.set_layout(report(best, fps, "auto", tried));
+                    let verdict = report(best, fps, "auto", tried);
+                    stats.set_layout(verdict.clone());
                     self.state = State::Settled {
                         engine: engine.id(),
                     };
-                    if best != engine.layout() {
+                    if best == engine.layout() {
+                        engine.set_tuned(verdict);
+                    } else {
                         match engine.relayout(best) {
-                            Ok(e) => self.swap(engine, e, slot),
+                            Ok(e) => {
+                                e.set_tuned(verdict);
+                                self.swap(engine, e, slot)
+                            }
                             Err(e) => {
                                 tracing::warn!(layout = %best, error = %e, "chosen layout failed to load; keeping the current one")
                             }
