@@ -52,6 +52,9 @@ impl LayoutRequest {
         };
         let mut out: Vec<Layout> = Vec::new();
         for (instances, threads) in raw {
+            if instances == 0 || threads == 0 {
+                continue; // 2x(N/2) on one core
+            }
             let l = Layout {
                 instances: instances.clamp(1, MAX_INSTANCES),
                 threads: threads.clamp(1, MAX_THREADS),

@@ -183,6 +183,8 @@ impl<M: Send + 'static> Dispatch<M> {
                     tracing::warn!(
                         seq,
                         frame = d.frame.seq,
+                        due = self.reorder.next_due(),
+                        held = self.reorder.held(),
                         "frame came back after its turn; dropped"
                     );
                     self.late_or_lost(1);

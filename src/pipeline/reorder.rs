@@ -75,6 +75,11 @@ impl<T> Reorder<T> {
         self.late
     }
 
+    /// The sequence number due next.
+    pub fn next_due(&self) -> u64 {
+        self.next
+    }
+
     /// Results waiting for a gap to fill.
     pub fn held(&self) -> usize {
         self.held.len()
