@@ -173,7 +173,8 @@ fn one_backend(
     let r = phases::full_pipeline(config, slot.clone(), s.frames, pb)?;
     let after = ceiling(&slot.load_full(), halves[1])?;
 
-    let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64();
+    // With K instances the ceiling is K bare instances side by side (each timed alone).
+    let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64() * layout.instances as f64;
     // Steady state, first to last inferred frame: the ceiling excludes warm-up too.
     let pipeline_fps = r.frames.saturating_sub(1) as f64 / r.steady.as_secs_f64().max(1e-9);
     let result = BackendResult {
