@@ -141,6 +141,9 @@ pub struct Engine {
     request: LayoutRequest,
     /// Weights the instances share; a relayout of this engine shares them too.
     shared: SharedSlot,
+    /// The tuner's progress, shared with every relayout of this model, so a pipeline that
+    /// restarts mid-tuning (a short file looping) resumes instead of starting over.
+    tuning: SharedSlot,
     /// Unique per loaded engine (the tuner tells its own engines apart by it).
     id: u64,
     /// Set once the tuner chose this engine's layout: a restarted source (a file looping,
@@ -179,19 +182,15 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let layout = request.candidates(layout::cores())[0];
         let backend_name = pick_backend(opts, &model.manifest)?;
-        Self::build(model, backend_name, request, layout, SharedSlot::default())
+        let shared = (SharedSlot::default(), SharedSlot::default());
+        Self::build(model, backend_name, request, layout, shared)
     }
 
     /// The same model in another layout, sharing this engine's weights where it can.
     pub fn relayout(&self, layout: Layout) -> Result<Engine, EngineError> {
         let name = self.backend_name.clone();
-        Self::build(
-            self.model.clone(),
-            name,
-            self.request,
-            layout,
-            self.shared.clone(),
-        )
+        let shared = (self.shared.clone(), self.tuning.clone());
+        Self::build(self.model.clone(), name, self.request, layout, shared)
     }
 
     fn build(
@@ -199,7 +198,7 @@ impl Engine {
         backend_name: String,
         request: LayoutRequest,
         layout: Layout,
-        shared: SharedSlot,
+        (shared, tuning): (SharedSlot, SharedSlot),
     ) -> Result<Engine, EngineError> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let manifest = &model.manifest;
@@ -263,6 +262,7 @@ impl Engine {
             layout,
             request,
             shared,
+            tuning,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             tuned: std::sync::OnceLock::new(),
         })
@@ -283,6 +283,11 @@ impl Engine {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Opaque tuner state shared by this model's relayouts (see `pipeline/tune.rs`).
+    pub fn tuning(&self) -> &SharedSlot {
+        &self.tuning
     }
 
     /// The tuner's verdict for this engine, once it has one.

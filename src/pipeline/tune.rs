@@ -4,7 +4,7 @@
 //! `LAYOUT_TUNE_BUDGET`; the fastest stays. `Trials` is the pure part; `AutoLayout` loads
 //! the layouts and swaps them into the engine slot between frames.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{EngineSlot, Stats};
@@ -87,6 +87,11 @@ impl Trials {
         }
     }
 
+    /// The pipeline restarted: the current layout's timing starts over (its warm-up too).
+    pub fn restart_current(&mut self) {
+        (self.seen, self.counted, self.started) = (0, 0, None);
+    }
+
     /// Gives up on the current layout (it failed to load): it scores 0.
     pub fn skip(&mut self) -> Verdict {
         if let Some(cur) = self.current() {
@@ -130,8 +135,13 @@ impl Trials {
 
 enum State {
     Idle,
-    Trying { trials: Trials, engine: u64 },
-    Settled { engine: u64 },
+    Trying {
+        trials: Arc<Mutex<Trials>>,
+        engine: u64,
+    },
+    Settled {
+        engine: u64,
+    },
 }
 
 /// Watches which engine each in-order frame ran on and tunes engines whose layout is `auto`.
@@ -154,7 +164,7 @@ impl AutoLayout {
         let id = engine.id();
         let verdict = match &mut self.state {
             State::Settled { engine } if *engine == id => return,
-            State::Trying { trials, engine } if *engine == id => trials.frame(Instant::now()),
+            State::Trying { trials, engine } if *engine == id => lock(trials).frame(Instant::now()),
             State::Trying { .. } if self.made.contains(&id) => return,
             _ => return self.start(engine, stats),
         };
@@ -180,14 +190,35 @@ impl AutoLayout {
             stats.set_layout(report(now, None, "fixed", Vec::new()));
             return;
         }
+        // A pipeline that restarted mid-tuning resumes it on the layout it had reached.
+        let resumed = lock(engine.tuning())
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<Arc<Mutex<Trials>>>())
+            .filter(|t| lock(t).current() == Some(now))
+            .cloned();
+        if let Some(trials) = resumed {
+            lock(&trials).restart_current();
+            tracing::info!(layout = %now, "resuming layout tuning after a source restart");
+            self.made.push(engine.id());
+            self.state = State::Trying {
+                trials,
+                engine: engine.id(),
+            };
+            return;
+        }
         // The layout already loaded goes first: no load before the first measurement.
         candidates.retain(|l| *l != now);
         candidates.insert(0, now);
         let names: Vec<String> = candidates.iter().map(Layout::to_string).collect();
         tracing::info!(layouts = %names.join(", "), "tuning the engine layout on the stream");
         self.made.push(engine.id());
+        let trials = Arc::new(Mutex::new(Trials::new(
+            candidates,
+            defaults::LAYOUT_TUNE_BUDGET,
+        )));
+        *lock(engine.tuning()) = Some(Box::new(trials.clone()));
         self.state = State::Trying {
-            trials: Trials::new(candidates, defaults::LAYOUT_TUNE_BUDGET),
+            trials,
             engine: engine.id(),
         };
     }
@@ -200,9 +231,11 @@ impl AutoLayout {
         stats: &Stats,
     ) {
         loop {
-            let State::Trying { trials, .. } = &mut self.state else {
+            let State::Trying { trials, .. } = &self.state else {
                 return;
             };
+            let trials = trials.clone();
+            let mut trials = lock(&trials);
             match verdict {
                 Verdict::Continue => return,
                 Verdict::Try(next) => match engine.relayout(next) {
@@ -224,6 +257,7 @@ impl AutoLayout {
                         .collect();
                     tracing::info!(layout = %best, measured = %table.join(", "), "engine layout chosen");
                     let verdict = report(best, fps, "auto", tried);
+                    *lock(engine.tuning()) = None;
                     stats.set_layout(verdict.clone());
                     self.state = State::Settled {
                         engine: engine.id(),
@@ -263,6 +297,10 @@ impl AutoLayout {
             State::Idle => {}
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn report(
