@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::backends::SharedSlot;
+use super::{Engine, EngineError, EngineOptions};
+use crate::model::Model;
+
 /// Most instances of one model (each holds its own activations).
 pub const MAX_INSTANCES: usize = 16;
 /// Most intra-op threads per instance.
@@ -100,6 +104,59 @@ pub fn parse_count(s: &str, max: usize) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!("'{s}' is neither `auto` nor a count in 1..={max}")),
+    }
+}
+
+/// Layouts on the engine: loading one, switching to another, and what the tuner keeps.
+impl Engine {
+    /// Loads the first candidate layout of `request` (`opts.threads` is ignored).
+    pub fn from_model_layout(
+        model: Model,
+        opts: &EngineOptions,
+        request: LayoutRequest,
+    ) -> Result<Engine, EngineError> {
+        let layout = request.candidates(cores())[0];
+        let backend_name = super::pick_backend(opts, &model.manifest)?;
+        let shared = (SharedSlot::default(), SharedSlot::default());
+        Self::build(model, backend_name, request, layout, shared)
+    }
+
+    /// The same model in another layout, sharing this engine's weights where it can.
+    pub fn relayout(&self, layout: Layout) -> Result<Engine, EngineError> {
+        let name = self.backend_name.clone();
+        let shared = (self.shared.clone(), self.tuning.clone());
+        Self::build(self.model.clone(), name, self.request, layout, shared)
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// What the user asked for (`auto` parts are `None`).
+    pub fn layout_request(&self) -> LayoutRequest {
+        self.request
+    }
+
+    pub fn instances(&self) -> usize {
+        self.backends.len()
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Opaque tuner state shared by this model's relayouts (see `pipeline/tune.rs`).
+    pub fn tuning(&self) -> &SharedSlot {
+        &self.tuning
+    }
+
+    /// The tuner's verdict for this engine, once it has one.
+    pub fn tuned(&self) -> Option<&LayoutReport> {
+        self.tuned.get()
+    }
+
+    pub fn set_tuned(&self, report: LayoutReport) {
+        let _ = self.tuned.set(report);
     }
 }
 

@@ -174,25 +174,6 @@ impl Engine {
         Self::from_model_layout(model, opts, request)
     }
 
-    /// Loads the first candidate layout of `request` (`opts.threads` is ignored).
-    pub fn from_model_layout(
-        model: Model,
-        opts: &EngineOptions,
-        request: LayoutRequest,
-    ) -> Result<Engine, EngineError> {
-        let layout = request.candidates(layout::cores())[0];
-        let backend_name = pick_backend(opts, &model.manifest)?;
-        let shared = (SharedSlot::default(), SharedSlot::default());
-        Self::build(model, backend_name, request, layout, shared)
-    }
-
-    /// The same model in another layout, sharing this engine's weights where it can.
-    pub fn relayout(&self, layout: Layout) -> Result<Engine, EngineError> {
-        let name = self.backend_name.clone();
-        let shared = (self.shared.clone(), self.tuning.clone());
-        Self::build(self.model.clone(), name, self.request, layout, shared)
-    }
-
     fn build(
         model: Model,
         backend_name: String,
@@ -266,37 +247,6 @@ impl Engine {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             tuned: std::sync::OnceLock::new(),
         })
-    }
-
-    pub fn layout(&self) -> Layout {
-        self.layout
-    }
-
-    /// What the user asked for (`auto` parts are `None`).
-    pub fn layout_request(&self) -> LayoutRequest {
-        self.request
-    }
-
-    pub fn instances(&self) -> usize {
-        self.backends.len()
-    }
-
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Opaque tuner state shared by this model's relayouts (see `pipeline/tune.rs`).
-    pub fn tuning(&self) -> &SharedSlot {
-        &self.tuning
-    }
-
-    /// The tuner's verdict for this engine, once it has one.
-    pub fn tuned(&self) -> Option<&layout::LayoutReport> {
-        self.tuned.get()
-    }
-
-    pub fn set_tuned(&self, report: layout::LayoutReport) {
-        let _ = self.tuned.set(report);
     }
 
     pub fn model(&self) -> &Model {
