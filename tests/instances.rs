@@ -82,7 +82,20 @@ fn two_instances_keep_frame_order_and_find_what_one_instance_finds() {
         "a fixed layout is never retuned"
     );
     assert_eq!(one.len(), 795, "every frame of the sample, lossless");
-    assert_eq!(two.len(), one.len(), "no frame lost with two instances");
+    let counts = |st: &Stats| {
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        (
+            l(&st.frames_inferred),
+            l(&st.frames_late),
+            l(&st.infer_errors),
+        )
+    };
+    assert_eq!(
+        two.len(),
+        one.len(),
+        "no frame lost with two instances (inferred, late, errors: {:?})",
+        counts(&two_stats)
+    );
     assert!(
         two.windows(2).all(|w| w[1].0 > w[0].0),
         "PTS not strictly increasing with two instances"
