@@ -211,3 +211,12 @@ pub const ORT_MEMORY_PATTERN: bool = false;
 /// How often a background thread hands freed heap pages back (`malloc_trim`); a trim takes
 /// about a millisecond.
 pub const MEMORY_TRIM_INTERVAL: Duration = Duration::from_secs(30);
+// --- Engine instances and layout tuning (issue 12 §1) ---
+/// Wall time the tuner spends measuring layouts in the running pipeline, all layouts together
+/// (model loads come on top).
+pub const LAYOUT_TUNE_BUDGET: Duration = Duration::from_millis(1000);
+/// Frames each instance runs on a new layout before it is timed (first runs are slow).
+pub const LAYOUT_WARMUP_FRAMES_PER_INSTANCE: u32 = 2;
+/// A layout must beat the one before it by this factor to be preferred (fewer instances
+/// use less memory, so near-ties go to the earlier, smaller layout).
+pub const LAYOUT_MIN_GAIN: f64 = 1.02;

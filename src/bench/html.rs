@@ -192,6 +192,7 @@ mod tests {
         BackendResult {
             backend: "ort".into(),
             threads,
+            instances: 1,
             load_ms: 80.0,
             decode_fps: 650.0,
             ceiling_fps: 131.5,

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 
 mod chart;
 pub mod html;
+pub mod layouts;
 pub mod limit;
 mod phases;
 pub mod report;
@@ -57,8 +58,10 @@ pub struct Settings {
     pub video: String,
     /// Frames per phase.
     pub frames: u64,
-    /// Intra-op threads per backend.
+    /// Intra-op threads per instance; 0 is `auto`.
     pub threads: usize,
+    /// Engine instances; 0 is `auto` (with threads: tuned on the stream first, as `run` does).
+    pub instances: usize,
     /// Where bench.json and bench.png go.
     pub out: PathBuf,
     /// No progress bars (CI logs).
@@ -240,16 +243,16 @@ fn one_backend(
         backend: backend.to_string(),
         source,
     };
+    let opts = EngineOptions {
+        backend: Some(backend.to_string()),
+        threads: 1,
+    };
+    let model = crate::model::Model::load(&s.model).map_err(|e| engine_err(e.into()))?;
+    let layout = layouts::resolve(s, spec, &model, &opts)?;
     sys::reset_peak_rss();
     let t0 = Instant::now();
-    let engine = Engine::load(
-        &s.model,
-        &EngineOptions {
-            backend: Some(backend.to_string()),
-            threads: s.threads,
-        },
-    )
-    .map_err(engine_err)?;
+    let fixed = crate::engine::LayoutRequest::from_counts(layout.instances, layout.threads);
+    let engine = Engine::from_model_layout(model, &opts, fixed).map_err(engine_err)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let manifest = engine.model().manifest.clone();
 
@@ -286,11 +289,12 @@ fn one_backend(
         None
     };
 
-    let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64();
+    // With K instances the ceiling is K bare instances side by side (each timed alone).
+    let ceiling_fps = s.frames as f64 / (before + after).as_secs_f64() * layout.instances as f64;
     let peak_rss_mb = sys::peak_rss_mb();
     // The limit needs the 1-thread ceiling: this row's own, or a 1-thread engine's now.
-    let infer_1thread_ms = match s.threads {
-        1 => 1e3 / ceiling_fps,
+    let infer_1thread_ms = match layout.threads {
+        1 => 1e3 * layout.instances as f64 / ceiling_fps,
         _ => limit::infer_1thread_ms(&s.model, backend, &tensor, (s.frames / 2).max(10))
             .map_err(engine_err)?,
     };
@@ -309,7 +313,8 @@ fn one_backend(
     let pipeline_fps = r.frames.saturating_sub(1) as f64 / r.steady.as_secs_f64().max(1e-9);
     let result = BackendResult {
         backend: backend.to_string(),
-        threads: s.threads,
+        threads: layout.threads,
+        instances: layout.instances,
         load_ms: round1(load_ms),
         decode_fps: round1(decode_fps),
         ceiling_fps: round1(ceiling_fps),

@@ -14,6 +14,9 @@ pub struct Percentiles {
 pub struct BackendResult {
     pub backend: String,
     pub threads: usize,
+    /// Engine instances in the pipeline (the ceiling runs one).
+    #[serde(default)]
+    pub instances: usize,
     pub load_ms: f64,
     pub decode_fps: f64,
     pub ceiling_fps: f64,

@@ -19,9 +19,17 @@ pub struct BenchArgs {
     /// Frames per phase.
     #[arg(long, default_value_t = 300)]
     frames: u64,
-    /// Intra-op threads per backend; a comma-separated list measures each (`all` = every core).
-    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = parse_threads)]
+    /// Intra-op threads per engine instance; a comma-separated list measures each
+    /// (`all` = every core, `auto` = tuned with --instances in the pipeline).
+    #[arg(long, value_delimiter = ',', default_value = "auto", value_parser = parse_threads)]
     threads: Vec<usize>,
+    /// Engine instances working on consecutive frames, or `auto`.
+    #[arg(long, default_value = "auto", value_parser = super::run::instances_arg)]
+    instances: usize,
+    /// Instead: the full pipeline in every engine layout (auto, 1xN, Nx1, 2x(N/2)), side by
+    /// side, with the machine limit; writes layouts.json.
+    #[arg(long)]
+    layouts: bool,
     /// Where bench.json and bench.png go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
@@ -52,17 +60,12 @@ pub struct BenchArgs {
     streams_alone: bool,
 }
 
-/// A thread count: a positive number, or `all` for every core this process may use.
+/// A thread count: `auto` (0), `all` for every core this process may use, or 1..=max.
 fn parse_threads(s: &str) -> Result<usize, String> {
     if s == "all" {
         return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
     }
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
-            "{s:?}: give a thread count of at least 1, or `all`"
-        )),
-    }
+    super::run::threads_arg(s)
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -84,7 +87,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {}", json.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = edgelens::bench::run(&settings(args))?;
+    let layouts = args.layouts;
+    let settings = settings(args);
+    if layouts {
+        let r = edgelens::bench::layouts::run(&settings)?;
+        print!("{}", edgelens::bench::layouts::table(&r));
+        std::fs::create_dir_all(&settings.out)?;
+        let path = settings.out.join("layouts.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&r)?)?;
+        eprintln!("wrote {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = edgelens::bench::run(&settings)?;
     print!("{}", edgelens::bench::report::table(&outcome.report));
     eprintln!(
         "wrote {} and {}",
@@ -108,7 +122,8 @@ fn settings(args: BenchArgs) -> edgelens::bench::Settings {
         backends: args.backend,
         video: args.video,
         frames: args.frames,
-        threads: threads.next().unwrap_or(1),
+        threads: threads.next().unwrap_or(0),
+        instances: args.instances,
         out: args.out,
         quiet: args.quiet,
         extra_models: models.collect(),

@@ -10,7 +10,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use clap::Args;
 
-use edgelens::engine::{DetectionFilter, Engine, EngineOptions};
+use edgelens::engine::{DetectionFilter, Engine, EngineOptions, LayoutRequest};
 use edgelens::ingest::{self, IngestConfig, Mode};
 use edgelens::mqtt::QueueLimits;
 use edgelens::pipeline::{LiveSettings, OutputMode, Pipeline, PipelineOptions, SourceInput};
@@ -48,9 +48,22 @@ pub struct ModelArgs {
     /// Inference backend (ort, tract, tensorflow); default: the first the manifest lists.
     #[arg(long)]
     pub backend: Option<String>,
-    /// Intra-op threads for the backend.
-    #[arg(long, default_value_t = edgelens::defaults::THREADS)]
+    /// Intra-op threads per engine instance, or `auto` (tuned with --instances on the stream).
+    #[arg(long, default_value = "auto", value_parser = threads_arg)]
     pub threads: usize,
+    /// Engine instances working on consecutive frames (output stays in frame order), or `auto`.
+    #[arg(long, default_value = "auto", value_parser = instances_arg)]
+    pub instances: usize,
+}
+
+/// `auto` (0) or 1..=64.
+pub fn threads_arg(s: &str) -> Result<usize, String> {
+    edgelens::engine::layout::parse_count(s, edgelens::engine::layout::MAX_THREADS)
+}
+
+/// `auto` (0) or 1..=16.
+pub fn instances_arg(s: &str) -> Result<usize, String> {
+    edgelens::engine::layout::parse_count(s, edgelens::engine::layout::MAX_INSTANCES)
 }
 
 #[derive(Debug, Args)]
@@ -240,12 +253,14 @@ fn source_inputs(args: &SourceArgs, engine: &Engine) -> anyhow::Result<Vec<Sourc
 }
 
 pub fn load_engine(args: &ModelArgs) -> anyhow::Result<Engine> {
-    Ok(Engine::load(
-        &args.model,
+    let model = edgelens::model::Model::load(&args.model)?;
+    Ok(Engine::from_model_layout(
+        model,
         &EngineOptions {
             backend: args.backend.clone(),
             threads: args.threads,
         },
+        LayoutRequest::from_counts(args.instances, args.threads),
     )?)
 }
 

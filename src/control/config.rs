@@ -86,10 +86,16 @@ pub struct ModelConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ALL_NAMES))]
     pub backend: Option<String>,
-    /// Intra-op threads.
+    /// Intra-op threads per engine instance; unset: auto (tuned with `instances` on the
+    /// stream when the model loads; the choice is reported in `model.layout`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub threads: Option<u32>,
+    /// Engine instances working on consecutive frames (messages stay in frame order);
+    /// unset: auto.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16))]
+    pub instances: Option<u32>,
 }
 
 /// The video source. A change of uri or params restarts the source only; maxFps applies at
@@ -206,6 +212,7 @@ pub fn overlay(base: &DesiredConfig, over: &DesiredConfig) -> DesiredConfig {
             },
             backend: pick(&b.backend, &o.backend),
             threads: pick(&b.threads, &o.threads),
+            instances: pick(&b.instances, &o.instances),
         }),
         // The twin's `sources` replace the command line's: its `source` stays only if named.
         sources: pick(&base.sources, &over.sources),

@@ -116,6 +116,8 @@ struct Module {
     gone_sources: Vec<String>,
     /// When to return freed heap to the OS after a model swap.
     trim_at: Option<Instant>,
+    /// The engine layout last reported as `model.layout` (the tuner may change it).
+    reported_layout: Option<crate::pipeline::LayoutReport>,
 }
 
 /// Runs the module until `stop` is set (SIGTERM).
@@ -175,6 +177,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         retry_at: BTreeMap::new(),
         gone_sources: Vec::new(),
         trim_at: None,
+        reported_layout: None,
     };
     module.start_pipeline()?;
     if let Some(addr) = module.opts.metrics {
@@ -195,6 +198,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
             let stats = module.stats_json();
             module.report_as(ControlKind::Stats, json!({ "stats": stats }));
         }
+        module.report_layout();
         module.supervise_sources();
         module.supervise_twin_get();
         if module.trim_at.is_some_and(|t| Instant::now() >= t) {
@@ -308,6 +312,15 @@ impl Module {
             });
         if let Err(e) = sent {
             tracing::error!(error = %e, "reported properties not sent");
+        }
+    }
+
+    /// `model.layout`: reported once per choice (the tuner settles after each model load).
+    fn report_layout(&mut self) {
+        let now = self.stats.layout();
+        if now.is_some() && now != self.reported_layout {
+            self.reported_layout = now.clone();
+            self.report(json!({ "model": { "layout": now } }));
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::config::ModelConfig;
 use super::model_fetch::Fetcher;
 use super::report::now_iso;
-use crate::engine::{preprocess, Engine, EngineOptions};
+use crate::engine::{preprocess, Engine, EngineOptions, LayoutRequest};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -137,6 +137,14 @@ pub fn engine_options(m: &ModelConfig) -> EngineOptions {
     }
 }
 
+/// Threads and instances as the twin asks; unset is `auto`.
+pub fn layout_request(m: &ModelConfig) -> LayoutRequest {
+    LayoutRequest {
+        instances: m.instances.map(|k| k as usize),
+        threads: m.threads.map(|t| t as usize),
+    }
+}
+
 /// Fetch, verify, load and warm up a model; nothing here touches the serving engine.
 pub fn load_model(fetcher: &Fetcher, cfg: &ModelConfig) -> Result<Engine, String> {
     let fetched = fetcher
@@ -153,7 +161,8 @@ pub fn load_model(fetcher: &Fetcher, cfg: &ModelConfig) -> Result<Engine, String
             ));
         }
     }
-    let engine = Engine::from_model(model, &engine_options(cfg)).map_err(|e| e.to_string())?;
+    let engine = Engine::from_model_layout(model, &engine_options(cfg), layout_request(cfg))
+        .map_err(|e| e.to_string())?;
     // One warm-up run: a model that cannot infer must fail here, not on the stream.
     engine
         .infer_only(&preprocess::zero_tensor(engine.input_spec()))

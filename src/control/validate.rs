@@ -114,6 +114,14 @@ fn validate_model(e: &mut Vec<String>, m: &ModelConfig) {
             e.push(format!("model.threads must be 1..64, got {t}"));
         }
     }
+    if let Some(k) = m.instances {
+        let max = crate::engine::layout::MAX_INSTANCES;
+        if !(1..=max as u32).contains(&k) {
+            e.push(format!(
+                "model.instances must be 1..{max} engine instances (leave it unset for auto), got {k}"
+            ));
+        }
+    }
 }
 
 fn validate_source(e: &mut Vec<String>, field: &str, s: &SourceConfig) {
@@ -136,5 +144,37 @@ fn validate_source(e: &mut Vec<String>, field: &str, s: &SourceConfig) {
         if !(f > 0.0 && f <= 240.0) {
             e.push(format!("{field}.maxFps must be in (0, 240], got {f}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod instances_tests {
+    use super::super::config::parse;
+
+    #[test]
+    fn model_instances_out_of_range_is_rejected_with_a_reason() {
+        for bad in [0, 17, 1000] {
+            let errs =
+                parse(&serde_json::json!({"model": {"name": "x", "instances": bad}})).unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(
+                errs[0].contains("model.instances must be 1..16"),
+                "{errs:?}"
+            );
+            assert!(
+                errs[0].contains("auto"),
+                "the reason says how to get auto: {errs:?}"
+            );
+        }
+        let ok = parse(&serde_json::json!({"model": {"name": "x", "instances": 2, "threads": 1}}))
+            .unwrap();
+        let m = ok.model.unwrap();
+        assert_eq!((m.instances, m.threads), (Some(2), Some(1)));
+        let request = crate::control::model_load::layout_request(&m);
+        assert_eq!((request.instances, request.threads), (Some(2), Some(1)));
+        // Unset is auto.
+        let auto = parse(&serde_json::json!({"model": {"name": "x"}})).unwrap();
+        let request = crate::control::model_load::layout_request(&auto.model.unwrap());
+        assert_eq!(request, crate::engine::LayoutRequest::default());
     }
 }

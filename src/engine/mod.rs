@@ -8,13 +8,16 @@ use serde::{Deserialize, Serialize};
 
 pub mod backends;
 pub mod decoders;
+pub mod layout;
 pub mod nms;
+pub mod pool;
 pub mod preprocess;
 
 use crate::ingest::Frame;
 use crate::model::{ColorOrder, Model, ModelError, ModelFormat};
-use backends::{Backend, InputTensor, LoadRequest};
+use backends::{Backend, InputTensor, LoadRequest, SharedSlot};
 use decoders::{Decoder, Thresholds};
+pub use layout::{Layout, LayoutRequest};
 use preprocess::Geometry;
 
 pub use decoders::{check_min_confidence, OutOfRange};
@@ -66,6 +69,7 @@ pub struct EngineOptions {
     /// Backend key; `None` picks the first one the manifest lists, else the first compiled-in
     /// backend that runs the model's format.
     pub backend: Option<String>,
+    /// Intra-op threads per instance; 0 is `auto` (see [`LayoutRequest`]).
     pub threads: usize,
 }
 
@@ -128,9 +132,23 @@ pub struct StageTimes {
 pub struct Engine {
     model: Model,
     backend_name: String,
-    backend: Box<dyn Backend>,
+    /// One backend per instance; instance `i` serves pool worker `i`.
+    backends: Vec<Box<dyn Backend>>,
     decoder: Box<dyn Decoder>,
     thresholds: Thresholds,
+    layout: Layout,
+    /// What the user asked for: `auto` parts let the tuner pick another layout.
+    request: LayoutRequest,
+    /// Weights the instances share; a relayout of this engine shares them too.
+    shared: SharedSlot,
+    /// The tuner's progress, shared with every relayout of this model, so a pipeline that
+    /// restarts mid-tuning (a short file looping) resumes instead of starting over.
+    tuning: SharedSlot,
+    /// Unique per loaded engine (the tuner tells its own engines apart by it).
+    id: u64,
+    /// Set once the tuner chose this engine's layout: a restarted source (a file looping,
+    /// a camera reconnecting) keeps it instead of tuning again.
+    tuned: std::sync::OnceLock<layout::LayoutReport>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,7 +168,20 @@ impl Engine {
         Self::from_model(model, opts)
     }
 
+    /// One instance; `opts.threads` 0 picks all cores.
     pub fn from_model(model: Model, opts: &EngineOptions) -> Result<Engine, EngineError> {
+        let request = LayoutRequest::from_counts(1, opts.threads);
+        Self::from_model_layout(model, opts, request)
+    }
+
+    fn build(
+        model: Model,
+        backend_name: String,
+        request: LayoutRequest,
+        layout: Layout,
+        (shared, tuning): (SharedSlot, SharedSlot),
+    ) -> Result<Engine, EngineError> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let manifest = &model.manifest;
         let (decoder, thresholds) =
             decoders::build(&manifest.decoder, &manifest.input).map_err(|message| {
@@ -173,8 +204,7 @@ impl Engine {
                 ),
             });
         }
-        let backend_name = pick_backend(opts, manifest)?;
-        let request = LoadRequest {
+        let load = LoadRequest {
             format: manifest.format,
             path: model.weights_path(),
             manifest: model.manifest_path(),
@@ -182,7 +212,9 @@ impl Engine {
             input_shape: manifest.input.shape().to_vec(),
             input_dtype: manifest.input.dtype,
             outputs: decoder.outputs(),
-            threads: opts.threads.max(1),
+            threads: layout.threads,
+            instances: layout.instances,
+            shared: shared.clone(),
             options: manifest
                 .backend_options
                 .get(&backend_name)
@@ -190,21 +222,30 @@ impl Engine {
                 .unwrap_or_default(),
         };
         let started = Instant::now();
-        let backend = backends::load(&backend_name, &request)?;
+        let backends = (0..layout.instances)
+            .map(|_| backends::load(&backend_name, &load))
+            .collect::<Result<Vec<_>, _>>()?;
         tracing::info!(
             model = %manifest.name,
             version = %manifest.version,
             backend = %backend_name,
-            threads = request.threads,
+            instances = layout.instances,
+            threads = layout.threads,
             load_ms = started.elapsed().as_millis() as u64,
             "model loaded"
         );
         Ok(Engine {
             model,
             backend_name,
-            backend,
+            backends,
             decoder,
             thresholds,
+            layout,
+            request,
+            shared,
+            tuning,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            tuned: std::sync::OnceLock::new(),
         })
     }
 
@@ -235,11 +276,22 @@ impl Engine {
         frame: &Frame,
         filter: &DetectionFilter,
     ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        self.detect_frame_on(0, frame, filter)
+    }
+
+    /// [`Engine::detect_frame`] on instance `which` (taken modulo the instance count).
+    pub fn detect_frame_on(
+        &self,
+        which: usize,
+        frame: &Frame,
+        filter: &DetectionFilter,
+    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        let backend = self.backends[which % self.backends.len()].as_ref();
         let spec = self.input_spec();
         let g = frame.geometry;
         let (w, h) = (g.input_w as u32, g.input_h as u32);
         if w == spec.width && h == spec.height {
-            return self.detect_pixels(&frame.pixels, frame.order, g, filter);
+            return self.detect_pixels(backend, &frame.pixels, frame.order, g, filter);
         }
         let mut img = RgbImage::from_raw(w, h, frame.pixels.clone()).ok_or_else(|| {
             EngineError::Inference {
@@ -254,7 +306,7 @@ impl Engine {
         if (cx, cy, cw, ch) != (0, 0, w, h) {
             img = image::imageops::crop_imm(&img, cx, cy, cw, ch).to_image();
         }
-        self.detect_image(&img, filter)
+        self.detect_image_on(backend, &img, filter)
     }
 
     /// Detects on a still image of any size: resize in Rust, then the common path.
@@ -263,11 +315,20 @@ impl Engine {
         img: &RgbImage,
         filter: &DetectionFilter,
     ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
+        self.detect_image_on(self.backends[0].as_ref(), img, filter)
+    }
+
+    fn detect_image_on(
+        &self,
+        backend: &dyn Backend,
+        img: &RgbImage,
+        filter: &DetectionFilter,
+    ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
         let t0 = Instant::now();
         let (resized, geometry) = preprocess::resize_image(img, self.input_spec());
         let resize_time = t0.elapsed();
         let (dets, mut times) =
-            self.detect_pixels(resized.as_raw(), ColorOrder::Rgb, geometry, filter)?;
+            self.detect_pixels(backend, resized.as_raw(), ColorOrder::Rgb, geometry, filter)?;
         times.preprocess += resize_time;
         Ok((dets, times))
     }
@@ -275,6 +336,7 @@ impl Engine {
     /// Detects on packed pixels already at the model's input size.
     fn detect_pixels(
         &self,
+        backend: &dyn Backend,
         pixels: &[u8],
         order: ColorOrder,
         geometry: Geometry,
@@ -295,7 +357,7 @@ impl Engine {
         let t0 = Instant::now();
         let tensor = preprocess::to_tensor(pixels, order, spec);
         let preprocess = t0.elapsed();
-        let (dets, mut times) = self.detect_tensor(&tensor, geometry, filter)?;
+        let (dets, mut times) = self.detect_tensor(backend, &tensor, geometry, filter)?;
         times.preprocess = preprocess;
         Ok((dets, times))
     }
@@ -303,12 +365,13 @@ impl Engine {
     /// Runs the backend and decoder on a ready tensor.
     fn detect_tensor(
         &self,
+        backend: &dyn Backend,
         tensor: &InputTensor,
         geometry: Geometry,
         filter: &DetectionFilter,
     ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
         let t0 = Instant::now();
-        let outputs = self.backend.run(tensor)?;
+        let outputs = backend.run(tensor)?;
         let infer = t0.elapsed();
         let t1 = Instant::now();
         let th = self.thresholds;
@@ -340,12 +403,12 @@ impl Engine {
 
     /// The bare backend call on a ready tensor: warm-up, and what `bench` calls the ceiling.
     pub fn infer_only(&self, tensor: &InputTensor) -> Result<(), EngineError> {
-        self.backend.run(tensor).map(|_| ())
+        self.backends[0].run(tensor).map(|_| ())
     }
 
     /// Raw output tensors, for decoder benchmarks and debugging.
     pub fn raw_outputs(&self, tensor: &InputTensor) -> Result<backends::Outputs, EngineError> {
-        self.backend.run(tensor)
+        self.backends[0].run(tensor)
     }
 }
 

@@ -9,10 +9,15 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use crossbeam_channel::Sender;
 
-use super::mux::{Mux, Next};
-use super::sources::{PerSource, SourceStats, TrackingFactory};
+use crossbeam_channel::Receiver;
+
+use super::dispatch::{Dispatch, Step};
+use super::mux::Next;
+use super::sources::{PerSource, SourceInfo, SourceStats, TrackingFactory};
+use super::tune::AutoLayout;
 use super::{EngineSlot, FrameObserver, LiveSettings, Stats};
-use crate::engine::{Detection, DetectionFilter, Engine, StageTimes};
+use crate::engine::pool::Done;
+use crate::engine::{Detection, DetectionFilter, Engine, EngineError, StageTimes};
 use crate::ingest::{Frame, ScaleTarget};
 use crate::message::{FrameInfo, InferenceMessage, ModelInfo};
 use crate::publish::OutMessage;
@@ -49,8 +54,15 @@ pub(super) struct Shared {
     pub ui: Option<Arc<crate::ui::Tap>>,
 }
 
+/// What a frame carries through the instance pool: the settings it was admitted under.
+pub(super) struct Meta {
+    live: Arc<LiveSettings>,
+    min_score: f32,
+}
+
 pub(super) struct InferLoop {
-    pub frames: Mux,
+    /// Frames and source joins/leaves, in fair order (the mux thread, see `mux.rs`).
+    pub frames: Receiver<Next>,
     pub messages: Sender<Envelope>,
     pub shared: Shared,
     tracking: Tracking,
@@ -63,7 +75,7 @@ pub(super) struct InferLoop {
 
 impl InferLoop {
     pub fn new(
-        frames: Mux,
+        frames: Receiver<Next>,
         messages: Sender<Envelope>,
         tracking: Tracking,
         shared: Shared,
@@ -80,83 +92,32 @@ impl InferLoop {
     }
 
     /// Runs until every source has ended and no more can join, or the sink goes away.
+    /// Detection runs on the engine's instances in parallel; results come back here in
+    /// frame order, and a source joins or leaves only when no frame is in flight.
     pub fn run(mut self) {
-        while let Some(frame) = self.next_frame() {
-            let live = self.shared.settings.load_full();
-            let Some(src) = self.sources.get_mut(&frame.source) else {
-                continue;
-            };
-            // A source's own maxFps, else the live settings' one.
-            let max_fps = src.info.max_fps.get().or(live.max_fps);
-            if !src.rate.admit(pts_ms(&frame), max_fps) {
-                src.info
-                    .stats
-                    .frames_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-                self.shared
-                    .stats
-                    .frames_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let engine = self.engine_for_frame();
-            if !self.reset_on_new_labels(&engine, &live, frame.received) {
-                break;
-            }
-            let min_score = live
-                .filter
-                .min_confidence
-                .unwrap_or_else(|| engine.min_confidence());
-            let Some((detections, times)) = self.detect(&engine, &frame, &live, min_score) else {
-                continue;
-            };
-            let Some(src) = self.sources.get_mut(&frame.source) else {
-                continue;
-            };
-            src.info.stats.record_inferred();
-            let name = src.name(&live).to_string();
-            let stats = src.info.stats.clone();
-            let t0 = Instant::now();
-            src.scene.follow_config(&live.scene);
-            let pts = pts_ms(&frame);
-            let result = if self.tracking.enabled {
-                let r = src.scene.frame(&frame, pts, &detections, min_score, &name);
-                self.shared.stats.record_track(t0.elapsed());
-                r
-            } else {
-                super::scene_stage::FrameResult::default()
-            };
-            let visible: Vec<Detection> = detections
-                .into_iter()
-                .filter(|d| d.confidence >= min_score)
-                .collect();
-            let mut msg = self.message(&engine, &frame, &name, &visible);
-            for (inf, id) in msg.inferences.iter_mut().zip(result.ids) {
-                inf.entity.id = id;
-            }
-            if let Some(obs) = &self.shared.observer {
-                obs(&msg, &times);
-            }
-            if let Some(ui) = &self.shared.ui {
-                ui.frame(&crate::ui::TapFrame {
-                    frame: &frame,
-                    detections: &visible,
-                    message: &msg,
-                    scene: &live.scene,
-                    events: &result.messages,
-                    backend: engine.backend_name(),
-                    labels: &engine.model().labels,
-                });
-            }
-            if let Ok(mut l) = self.shared.latest.lock() {
-                *l = Some(msg.clone());
-            }
-            let to = (name.as_str(), &stats);
-            if live.output_mode.frames() && !self.publish(&msg, &engine, to, frame.received) {
-                break;
-            }
-            if !self.publish_scene(result.messages, &engine, &live, to, frame.received) {
-                break;
+        let mut dispatch = Dispatch::<Meta>::new(self.shared.stats.clone());
+        let mut tune = AutoLayout::new();
+        loop {
+            match dispatch.next(&self.frames) {
+                Step::End => break,
+                Step::Source(Next::Joined(info)) => self.join_source(info),
+                Step::Source(Next::Ended(id)) => {
+                    if !self.end_source(id) {
+                        break;
+                    }
+                }
+                Step::Source(_) => {}
+                Step::Frame(frame) => {
+                    if let Some((engine, filter, meta)) = self.admit(&frame) {
+                        dispatch.submit(engine, frame, filter, meta);
+                    }
+                }
+                Step::Result(done) => {
+                    tune.observe(&done.engine, &self.shared.engine, &self.shared.stats);
+                    if !self.finish(done) {
+                        break;
+                    }
+                }
             }
         }
         // End of stream (or stop): every live track of every source ends, so `new` and
@@ -164,6 +125,107 @@ impl InferLoop {
         let ids: Vec<u32> = self.sources.keys().copied().collect();
         for id in ids {
             self.end_source(id);
+        }
+    }
+
+    /// The source's rate limit, then the engine and filter the frame is detected with.
+    fn admit(&mut self, frame: &Frame) -> Option<(Arc<Engine>, DetectionFilter, Meta)> {
+        let live = self.shared.settings.load_full();
+        let src = self.sources.get_mut(&frame.source)?;
+        // A source's own maxFps, else the live settings' one.
+        let max_fps = src.info.max_fps.get().or(live.max_fps);
+        if !src.rate.admit(pts_ms(frame), max_fps) {
+            src.info
+                .stats
+                .frames_skipped
+                .fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .frames_skipped
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let engine = self.engine_for_frame();
+        let min_score = live
+            .filter
+            .min_confidence
+            .unwrap_or_else(|| engine.min_confidence());
+        let filter = self.filter(&live, min_score);
+        Some((engine, filter, Meta { live, min_score }))
+    }
+
+    /// Everything after detection, in frame order. False when the sink has gone away.
+    fn finish(&mut self, done: Done<Meta>) -> bool {
+        let Done {
+            engine,
+            frame,
+            meta: Meta { live, min_score },
+            result,
+            ..
+        } = done;
+        if !self.reset_on_new_labels(&engine, &live, frame.received) {
+            return false;
+        }
+        let Some((detections, times)) = self.detected(&engine, &frame, result) else {
+            return true;
+        };
+        let Some(src) = self.sources.get_mut(&frame.source) else {
+            return true;
+        };
+        src.info.stats.record_inferred();
+        let name = src.name(&live).to_string();
+        let stats = src.info.stats.clone();
+        let t0 = Instant::now();
+        src.scene.follow_config(&live.scene);
+        let pts = pts_ms(&frame);
+        let result = if self.tracking.enabled {
+            let r = src.scene.frame(&frame, pts, &detections, min_score, &name);
+            self.shared.stats.record_track(t0.elapsed());
+            r
+        } else {
+            super::scene_stage::FrameResult::default()
+        };
+        let visible: Vec<Detection> = detections
+            .into_iter()
+            .filter(|d| d.confidence >= min_score)
+            .collect();
+        let mut msg = self.message(&engine, &frame, &name, &visible);
+        for (inf, id) in msg.inferences.iter_mut().zip(result.ids) {
+            inf.entity.id = id;
+        }
+        if let Some(obs) = &self.shared.observer {
+            obs(&msg, &times);
+        }
+        if let Some(ui) = &self.shared.ui {
+            ui.frame(&crate::ui::TapFrame {
+                frame: &frame,
+                detections: &visible,
+                message: &msg,
+                scene: &live.scene,
+                events: &result.messages,
+                backend: engine.backend_name(),
+                labels: &engine.model().labels,
+            });
+        }
+        if let Ok(mut l) = self.shared.latest.lock() {
+            *l = Some(msg.clone());
+        }
+        let to = (name.as_str(), &stats);
+        if live.output_mode.frames() && !self.publish(&msg, &engine, to, frame.received) {
+            return false;
+        }
+        self.publish_scene(result.messages, &engine, &live, to, frame.received)
+    }
+
+    /// A source that joined gets its own tracker and scene.
+    fn join_source(&mut self, info: SourceInfo) {
+        let id = info.id;
+        let scene = self.shared.settings.load().scene.clone();
+        match self.tracking.factory.make(info, scene) {
+            Ok(src) => {
+                self.sources.insert(id, src);
+            }
+            Err(e) => tracing::error!(error = %e, "source has no tracker; its frames are ignored"),
         }
     }
 
@@ -258,33 +320,6 @@ impl InferLoop {
         true
     }
 
-    /// The next frame in fair order; sources joining and leaving are handled on the way.
-    fn next_frame(&mut self) -> Option<Frame> {
-        loop {
-            match self.frames.next() {
-                Next::Frame(f) => return Some(f),
-                Next::Joined(info) => {
-                    let id = info.id;
-                    let scene = self.shared.settings.load().scene.clone();
-                    match self.tracking.factory.make(info, scene) {
-                        Ok(src) => {
-                            self.sources.insert(id, src);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "source has no tracker; its frames are ignored")
-                        }
-                    }
-                }
-                Next::Ended(id) => {
-                    if !self.end_source(id) {
-                        return None;
-                    }
-                }
-                Next::Closed => return None,
-            }
-        }
-    }
-
     /// One load per frame: a swap lands between frames, never inside one. A new model's
     /// input size goes to ingest, which scales the next frames for it.
     fn engine_for_frame(&mut self) -> Arc<Engine> {
@@ -304,18 +339,22 @@ impl InferLoop {
         engine
     }
 
-    fn detect(
+    /// The engine runs down to the tracker's low score; users see only `min_score` and up.
+    fn filter(&self, live: &LiveSettings, min_score: f32) -> DetectionFilter {
+        DetectionFilter {
+            min_confidence: Some(min_score.min(self.tracking.low_score)),
+            classes: live.filter.classes.clone(),
+        }
+    }
+
+    /// Counts a detection result; `None` for a failed frame (skipped).
+    fn detected(
         &self,
         engine: &Engine,
         frame: &Frame,
-        live: &LiveSettings,
-        min_score: f32,
+        result: Result<(Vec<Detection>, StageTimes), EngineError>,
     ) -> Option<(Vec<Detection>, StageTimes)> {
-        let filter = DetectionFilter {
-            min_confidence: Some(min_score.min(self.tracking.low_score)),
-            classes: live.filter.classes.clone(),
-        };
-        match engine.detect_frame(frame, &filter) {
+        match result {
             Ok((dets, times)) => {
                 let m = &engine.model().manifest;
                 self.shared

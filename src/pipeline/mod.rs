@@ -13,16 +13,20 @@ use crossbeam_channel::{bounded, Sender};
 
 pub mod stats;
 
+mod dispatch;
 mod infer;
 mod manage;
 mod mux;
 mod rate;
+pub mod reorder;
 pub mod scene_stage;
 pub mod schedule;
 pub mod snapshot_stage;
 pub mod sources;
+pub mod tune;
 
 use crate::defaults;
+pub use crate::engine::layout::{LayoutFps, LayoutReport};
 use crate::engine::{DetectionFilter, Engine, StageTimes};
 use crate::ingest::{IngestConfig, IngestError, ScaleTarget};
 use crate::message::InferenceMessage;
@@ -263,8 +267,11 @@ impl Pipeline {
             tracker: options.tracker.clone(),
             opened,
         };
+        let frames = Mux::new(joins_rx)
+            .spawn()
+            .map_err(|e| IngestError::Init(e.to_string()))?;
         let infer = InferLoop::new(
-            Mux::new(joins_rx),
+            frames,
             msg_tx,
             infer::Tracking {
                 factory,

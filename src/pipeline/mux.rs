@@ -52,6 +52,23 @@ impl Mux {
         }
     }
 
+    /// Runs the mux on its own thread, handing out one item at a time (a rendezvous: the
+    /// engine's instance pool pulls frames when it has room, and a live source's newest
+    /// frame waits in its own queue, not here). Ends after `Closed` or when nobody reads.
+    pub fn spawn(mut self) -> std::io::Result<Receiver<Next>> {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        std::thread::Builder::new()
+            .name("mux".into())
+            .spawn(move || loop {
+                let next = self.next();
+                let closed = matches!(next, Next::Closed);
+                if tx.send(next).is_err() || closed {
+                    return;
+                }
+            })?;
+        Ok(rx)
+    }
+
     pub fn next(&mut self) -> Next {
         loop {
             self.take_joins();

@@ -10,6 +10,7 @@ use prometheus::{
 };
 use serde::Serialize;
 
+use crate::engine::layout::LayoutReport;
 use crate::ingest::IngestStats;
 
 /// Per-stage latency histograms in microseconds.
@@ -43,6 +44,10 @@ pub struct Stats {
     pub frames_inferred: AtomicU64,
     pub frames_skipped: AtomicU64,
     pub infer_errors: AtomicU64,
+    /// Frames whose result came back after the reorder window had moved past them.
+    pub frames_late: AtomicU64,
+    /// The engine layout serving now and how it was chosen (`model.layout`).
+    pub layout: Mutex<Option<LayoutReport>>,
     pub messages_out: AtomicU64,
     pub histograms: Mutex<StageHistograms>,
     /// Snapshot writer and uploader status, when snapshots are on (set per pipeline start).
@@ -59,6 +64,16 @@ pub struct Stats {
     prom_dropped_msgs: IntGauge,
 }
 
+impl Stats {
+    pub fn set_layout(&self, report: LayoutReport) {
+        *lock(&self.layout) = Some(report);
+    }
+
+    pub fn layout(&self) -> Option<LayoutReport> {
+        lock(&self.layout).clone()
+    }
+}
+
 /// The stats object reported to the twin and returned by `getStats`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -69,6 +84,7 @@ pub struct StatsSnapshot {
     pub dropped: u64,
     pub skipped: u64,
     pub infer_errors: u64,
+    pub late: u64,
     pub messages: u64,
     pub source_restarts: u64,
     pub inference_ms_p50: f64,
@@ -135,6 +151,8 @@ impl Stats {
             frames_inferred: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
             infer_errors: AtomicU64::new(0),
+            frames_late: AtomicU64::new(0),
+            layout: Mutex::new(None),
             messages_out: AtomicU64::new(0),
             histograms: Mutex::new(StageHistograms::new()),
             snapshots: Mutex::new(None),
@@ -234,6 +252,7 @@ impl Stats {
             dropped: self.ingest.frames_dropped.load(Ordering::Relaxed),
             skipped: self.frames_skipped.load(Ordering::Relaxed),
             infer_errors: self.infer_errors.load(Ordering::Relaxed),
+            late: self.frames_late.load(Ordering::Relaxed),
             messages: self.messages_out.load(Ordering::Relaxed),
             source_restarts: self.ingest.restarts.load(Ordering::Relaxed),
             inference_ms_p50: ms(&h.infer, 0.5),
@@ -281,6 +300,11 @@ impl Stats {
             "edgelens_frames_skipped_total",
             "Frames skipped by maxFps",
             self.frames_skipped.load(Ordering::Relaxed),
+        ));
+        families.extend(counter(
+            "edgelens_frames_late_total",
+            "Frames whose result came back after the reorder window moved past them",
+            self.frames_late.load(Ordering::Relaxed),
         ));
         families.extend(counter(
             "edgelens_source_restarts_total",

@@ -112,6 +112,7 @@ pub fn uri_config(uri: &str, sha256: Option<String>) -> ModelConfig {
         sha256,
         backend: None,
         threads: None,
+        instances: None,
     }
 }
 

@@ -118,9 +118,18 @@ pub struct LoadRequest {
     /// Output tensor names the decoder reads.
     pub outputs: Vec<String>,
     pub threads: usize,
+    /// How many instances of this model the engine loads (backends may stop spinning
+    /// their intra-op threads when several instances share the cores).
+    pub instances: usize,
+    /// What instances of one model may share (ORT: its prepacked-weights container); each
+    /// backend puts and reads its own type here.
+    pub shared: SharedSlot,
     /// This backend's own `[backend.<name>]` table from model.toml (empty when absent).
     pub options: toml::Table,
 }
+
+/// Opaque per-model state shared between a model's instances, owned by the engine.
+pub type SharedSlot = std::sync::Arc<std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>>;
 
 /// Parses a backend's own options type from its `[backend.<name>]` table.
 pub fn parse_options<T: DeserializeOwned>(
@@ -234,6 +243,8 @@ mod tests {
             input_dtype: DType::F32,
             outputs: vec![],
             threads: 1,
+            instances: 1,
+            shared: SharedSlot::default(),
             options: toml::Table::new(),
         }
     }

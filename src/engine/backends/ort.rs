@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
@@ -114,6 +114,11 @@ fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
         // the memory pattern goes: it reserves a second, planned block beside the arena.
         .with_memory_pattern(crate::defaults::ORT_MEMORY_PATTERN)
         .map_err(builder_err)?
+        // Several instances share the cores: threads that spin while idle steal them.
+        .with_intra_op_spinning(req.instances <= 1)
+        .map_err(builder_err)?
+        .with_prepacked_weights(&prepacked(req)?)
+        .map_err(builder_err)?
         .commit_from_memory(&bytes)
         .map_err(|e| {
             model_err(format!(
@@ -177,6 +182,22 @@ fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
         input_name,
         outputs: req.outputs.clone(),
     }))
+}
+
+/// The model's prepacked-weights container, shared by all its instances: one copy of
+/// the packed weights however many sessions run it.
+fn prepacked(req: &LoadRequest) -> Result<PrepackedWeights, EngineError> {
+    let mut slot = req.shared.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(w) = slot.as_ref().and_then(|b| b.downcast_ref::<PrepackedWeights>()) {
+        return Ok(w.clone());
+    }
+    // ort panics instead of returning an error when the container cannot be made.
+    let w = std::panic::catch_unwind(PrepackedWeights::new).map_err(|_| EngineError::ModelLoad {
+        path: req.path.clone(),
+        message: "ONNX Runtime could not create a prepacked-weights container".into(),
+    })?;
+    *slot = Some(Box::new(w.clone()));
+    Ok(w)
 }
 
 impl Backend for OrtBackend {

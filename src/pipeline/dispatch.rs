@@ -1,0 +1,228 @@
+//! The detect step of the inference stage: frames go to the engine's instance pool, results
+//! come back through the reorder window in frame order. One thread (the inference loop)
+//! drives it, so everything after detection stays single-threaded and ordered.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam_channel::{select, Receiver};
+
+use super::mux::Next;
+use super::reorder::{Release, Reorder};
+use super::Stats;
+use crate::engine::layout::MAX_INSTANCES;
+use crate::engine::pool::{Done, Job, Pool};
+use crate::engine::{DetectionFilter, Engine};
+use crate::ingest::Frame;
+
+/// What the inference loop handles next.
+pub(super) enum Step<M> {
+    /// A new frame to admit and submit.
+    Frame(Frame),
+    /// A detected frame, in frame order.
+    Result(Done<M>),
+    /// A source joined or ended; handed over only once no frame is in flight, so a
+    /// source's state is never made or dropped under one of its frames.
+    Source(Next),
+    /// The source ended and every frame in flight came back.
+    End,
+}
+
+pub(super) struct Dispatch<M: Send + 'static> {
+    pool: Option<Pool<M>>,
+    reorder: Reorder<Done<M>>,
+    ready: VecDeque<Done<M>>,
+    in_flight: usize,
+    next_seq: u64,
+    /// A job for an engine with another instance count: it waits until the frames in
+    /// flight are back, then runs on a pool of the new size (a swap lands between frames).
+    waiting: Option<Job<M>>,
+    /// A source join/leave waiting for the frames in flight to come back.
+    event: Option<Next>,
+    input_closed: bool,
+    stats: Arc<Stats>,
+}
+
+impl<M: Send + 'static> Dispatch<M> {
+    pub fn new(stats: Arc<Stats>) -> Dispatch<M> {
+        Dispatch {
+            pool: None,
+            // Never less than what can be in flight: a window that moves on means a lost
+            // result, not a slow one.
+            reorder: Reorder::new(MAX_INSTANCES + 1),
+            ready: VecDeque::new(),
+            in_flight: 0,
+            next_seq: 0,
+            waiting: None,
+            event: None,
+            input_closed: false,
+            stats,
+        }
+    }
+
+    /// Frames in flight at most: one running per instance and one waiting for the first
+    /// free instance, so live sources stay newest-frame-wins.
+    fn cap(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.size() + 1)
+    }
+
+    /// The next thing to handle: a finished frame in order first, else a new frame when
+    /// there is room for one.
+    pub fn next(&mut self, frames: &Receiver<Next>) -> Step<M> {
+        loop {
+            if let Some(d) = self.ready.pop_front() {
+                return Step::Result(d);
+            }
+            if self.in_flight == 0 && self.event.is_some() {
+                if let Some(e) = self.event.take() {
+                    return Step::Source(e);
+                }
+            }
+            if self.in_flight == 0 && self.waiting.is_some() {
+                if !self.start_waiting() {
+                    return Step::End;
+                }
+                continue;
+            }
+            let room = self.waiting.is_none()
+                && self.event.is_none()
+                && !self.input_closed
+                && self.in_flight < self.cap();
+            let pool = match &self.pool {
+                Some(p) if self.in_flight > 0 => p,
+                _ if room => {
+                    if let Some(f) = self.input(frames.recv().ok()) {
+                        return Step::Frame(f);
+                    }
+                    continue;
+                }
+                _ => {
+                    let rest: Vec<_> = self.reorder.drain();
+                    if rest.is_empty() {
+                        return Step::End;
+                    }
+                    self.release(rest);
+                    continue;
+                }
+            };
+            let done = if room {
+                select! {
+                    recv(frames) -> f => match self.input(f.ok()) {
+                        Some(f) => return Step::Frame(f),
+                        None => continue,
+                    },
+                    recv(pool.results()) -> d => d,
+                }
+            } else {
+                pool.results().recv()
+            };
+            match done {
+                Ok(d) => self.accept(d),
+                // Workers only go when the pool drops; nothing more will come back.
+                Err(_) => {
+                    tracing::error!("inference workers are gone");
+                    return Step::End;
+                }
+            }
+        }
+    }
+
+    /// A frame to hand out, or `None` after noting a source event or the end of input.
+    fn input(&mut self, next: Option<Next>) -> Option<Frame> {
+        match next {
+            Some(Next::Frame(f)) => Some(f),
+            Some(Next::Closed) | None => {
+                self.input_closed = true;
+                None
+            }
+            Some(e) => {
+                self.event = Some(e);
+                None
+            }
+        }
+    }
+
+    /// Sends a frame to the instances of `engine`.
+    pub fn submit(&mut self, engine: Arc<Engine>, frame: Frame, filter: DetectionFilter, meta: M) {
+        let job = Job {
+            seq: self.next_seq,
+            engine,
+            frame,
+            filter,
+            meta,
+        };
+        self.next_seq += 1;
+        let fits = self
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.size() == job.engine.instances());
+        if !fits {
+            self.waiting = Some(job);
+            return;
+        }
+        self.send(job);
+    }
+
+    fn send(&mut self, job: Job<M>) {
+        let Some(pool) = &self.pool else { return };
+        match pool.submit(job) {
+            Ok(()) => self.in_flight += 1,
+            Err(job) => {
+                // Only when the workers are gone: the frame is skipped, the window moves on.
+                tracing::error!(frame = job.frame.seq, "inference workers are gone");
+                self.late_or_lost(1);
+            }
+        }
+    }
+
+    /// Replaces the pool by one sized for the waiting job's engine, then sends the job.
+    fn start_waiting(&mut self) -> bool {
+        let Some(job) = self.waiting.take() else {
+            return true;
+        };
+        let size = job.engine.instances();
+        self.pool = None; // joins the old workers (all idle: nothing is in flight)
+        match Pool::new(size) {
+            Ok(p) => {
+                tracing::debug!(instances = size, "instance pool ready");
+                self.pool = Some(p);
+                self.send(job);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the inference workers");
+                false
+            }
+        }
+    }
+
+    fn accept(&mut self, done: Done<M>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let released = self.reorder.push(done.seq, done);
+        self.release(released);
+    }
+
+    fn release(&mut self, released: Vec<Release<Done<M>>>) {
+        for r in released {
+            match r {
+                Release::InOrder(_, d) => self.ready.push_back(d),
+                Release::Late(seq, d) => {
+                    // Tracking and messages never go back in time: the frame is counted, not used.
+                    tracing::warn!(
+                        seq,
+                        frame = d.frame.seq,
+                        due = self.reorder.next_due(),
+                        held = self.reorder.held(),
+                        "frame came back after its turn; dropped"
+                    );
+                    self.late_or_lost(1);
+                }
+            }
+        }
+    }
+
+    fn late_or_lost(&self, n: u64) {
+        self.stats.frames_late.fetch_add(n, Ordering::Relaxed);
+    }
+}
