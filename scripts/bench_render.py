@@ -65,12 +65,22 @@ def python_fps(report, model, threads):
     return None
 
 
+def threads_of(b):
+    """The row's layout: a thread count, or `auto KxT` for the default (tuned) rows."""
+    return b.get("threads_label", b["threads"])
+
+
+def python_of(report, b):
+    """Python at the same core count: auto rows use every core."""
+    return python_fps(report, b["model"], b.get("python_threads", b["threads"]))
+
+
 def section_limit(report):
     rows = []
     for b in report["bench"]["results"]:
-        py = python_fps(report, b["model"], b["threads"])
+        py = python_of(report, b)
         rows.append([
-            b["model"], b["backend"], b["threads"], f"{b['limit']['fps']:.1f}", f"{b['ceiling_fps']:.1f}",
+            b["model"], b["backend"], threads_of(b), f"{b['limit']['fps']:.1f}", f"{b['ceiling_fps']:.1f}",
             f"{b['pipeline_fps']:.1f}", f"{b['pipeline_over_ceiling']:.3f}", f"**{b['pipeline_over_limit']:.3f}**",
             f"{py:.1f}" if py else "-", f"**{ratio(b['pipeline_fps'], py)}**",
         ])
@@ -86,10 +96,12 @@ def section_int8(report):
         if is_int8(a["model"]):
             continue
         for q in res:
-            if q["model"] == a["model"] + "-int8" and q["backend"] == a["backend"] and q["threads"] == a["threads"]:
-                py32 = python_fps(report, a["model"], a["threads"])
+            if (q["model"] == a["model"] + "-int8" and q["backend"] == a["backend"]
+                    and ("threads_label" in q) == ("threads_label" in a)
+                    and ("threads_label" in a or q["threads"] == a["threads"])):
+                py32 = python_of(report, a)
                 rows.append([
-                    a["model"], a["backend"], a["threads"], f"{a['ceiling_ms']['p50']:.2f}",
+                    a["model"], a["backend"], threads_of(a) if "threads_label" not in a else "auto", f"{a['ceiling_ms']['p50']:.2f}",
                     f"{q['ceiling_ms']['p50']:.2f}", f"**{ratio(a['ceiling_ms']['p50'], q['ceiling_ms']['p50'])}x**",
                     f"{a['pipeline_fps']:.1f}", f"{q['pipeline_fps']:.1f}",
                     f"**{ratio(q['pipeline_fps'], a['pipeline_fps'])}x**", f"**{ratio(q['pipeline_fps'], py32)}x**",
@@ -106,7 +118,7 @@ def section_breakdown(report):
     for b in report["bench"]["results"]:
         lim = b["limit"]
         rows.append([
-            b["model"], b["threads"], lim["cores"], f"{lim['infer_1thread_ms']:.2f}", f"{lim['decode_cpu_ms']:.3f}",
+            b["model"], threads_of(b), lim["cores"], f"{lim['infer_1thread_ms']:.2f}", f"{lim['decode_cpu_ms']:.3f}",
             f"{lim['preprocess_ms']:.3f}", f"{lim['fps']:.1f}", f"{b['decode_fps']:.0f}",
             fmt(b["preprocess_ms"]), fmt(b["infer_ms"]), fmt(b["decode_nms_ms"]), f"{b['cpu_s_per_frame']:.4f}",
             f"{b['peak_rss_mb']:.0f}",

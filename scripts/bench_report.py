@@ -90,8 +90,14 @@ def hooks(binary, frames, video, out):
         dest = os.path.join(out, key)
         run([binary, "bench", "--model", "models/ssdlite-person", "--backend", "ort", "--video", video,
              "--frames", str(frames), "--quiet", "--out", dest, *args])
-        with open(os.path.join(dest, "bench.json")) as f:
-            data = json.load(f).get(key)
+        # `--layouts` and `--streams` write their own <key>.json; `--start` rides in bench.json.
+        own = os.path.join(dest, f"{key}.json")
+        if os.path.exists(own):
+            with open(own) as f:
+                data = json.load(f)
+        else:
+            with open(os.path.join(dest, "bench.json")) as f:
+                data = json.load(f).get(key)
         if data:
             found[key] = data
         else:
@@ -135,14 +141,28 @@ def main(argv):
     half = a.frames // 2
     first = python_pass(py, models, threads, half, a.video)
     bench_dir = os.path.join(out, "bench")
+    # One instance at 1 thread and at all cores: the rows that compare with Python's loop.
     cmd = [binary, "bench", "--backend", "ort", "--video", a.video, "--frames", str(a.frames),
-           "--threads", ",".join(map(str, threads)), "--quiet", "--html", "--out", bench_dir]
+           "--threads", ",".join(map(str, threads)), "--instances", "1", "--quiet", "--html",
+           "--out", bench_dir]
     for m in models:
         cmd += ["--model", f"models/{m}"]
     run(cmd)
+    # Defaults (auto-tuned instances x threads): what a user gets, against Python on all cores.
+    auto_dir = os.path.join(out, "bench-auto")
+    auto_cmd = [binary, "bench", "--backend", "ort", "--video", a.video, "--frames", str(a.frames),
+                "--quiet", "--out", auto_dir]
+    for m in models:
+        auto_cmd += ["--model", f"models/{m}"]
+    run(auto_cmd)
     second = python_pass(py, models, threads, a.frames - half, a.video)
     with open(os.path.join(bench_dir, "bench.json")) as f:
         bench = json.load(f)
+    with open(os.path.join(auto_dir, "bench.json")) as f:
+        for r in json.load(f)["results"]:
+            r["threads_label"] = f"auto {r.get('instances', 1)}x{r['threads']}"
+            r["python_threads"] = cores
+            bench["results"].append(r)
     extra = hooks(binary, a.frames, a.video, out)
 
     report = {

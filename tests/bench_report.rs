@@ -171,7 +171,10 @@ fn bench_rows_limit_html_and_the_rendered_report() {
 #[test]
 fn thread_counts_are_numbers_or_all() {
     let out = run(bin().args(["bench", "--quiet", "--threads", "1,0"]));
-    common::assert_clean_failure(&out, &["thread count of at least 1, or `all`"]);
+    common::assert_clean_failure(
+        &out,
+        &["\"0\": give `auto`, `all`, or a thread count in 1..="],
+    );
     let out = run(bin().args(["bench", "--quiet", "--threads", "many"]));
     common::assert_clean_failure(&out, &["\"many\""]);
 }

@@ -65,7 +65,12 @@ fn parse_threads(s: &str) -> Result<usize, String> {
     if s == "all" {
         return Ok(std::thread::available_parallelism().map_or(1, |n| n.get()));
     }
-    super::run::threads_arg(s)
+    super::run::threads_arg(s).map_err(|_| {
+        format!(
+            "{s:?}: give `auto`, `all`, or a thread count in 1..={}",
+            edgelens::engine::layout::MAX_THREADS
+        )
+    })
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
