@@ -68,11 +68,19 @@ pub fn measure(s: &StartSettings) -> Result<StartSection, StartError> {
         s.video,
         s.model.display(),
         s.backend,
-        s.threads,
+        threads_arg(s.threads),
         rows.len(),
         s.messages
     );
     Ok(StartSection { rows, note })
+}
+
+/// `run --threads`: 0 is the bench's `auto`, which `run` spells out.
+fn threads_arg(threads: usize) -> String {
+    match threads {
+        0 => "auto".into(),
+        n => n.to_string(),
+    }
 }
 
 fn one(s: &StartSettings, run: usize) -> Result<StartRow, StartError> {
@@ -83,7 +91,7 @@ fn one(s: &StartSettings, run: usize) -> Result<StartRow, StartError> {
         .arg("--model")
         .arg(&s.model)
         .args(["--backend", &s.backend])
-        .args(["--threads", &s.threads.to_string()])
+        .args(["--threads", &threads_arg(s.threads)])
         .args(["--metrics-addr", "off"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
