@@ -16,6 +16,18 @@ use crate::engine::pool::{Done, Job, Pool};
 use crate::engine::{DetectionFilter, Engine};
 use crate::ingest::Frame;
 
+/// Results that may wait in the reorder window for a slow frame.
+const WINDOW: usize = MAX_INSTANCES + 1;
+
+/// Whether one more frame may go out. Frames in flight are bounded by `cap` (one running
+/// per instance, one waiting), and frames in flight plus results held for a slow one by
+/// the reorder window: the held results are no longer in flight, so without the second
+/// bound the other instances would run on past a slow frame until the window gave it up
+/// as late.
+fn has_room(in_flight: usize, held: usize, cap: usize) -> bool {
+    in_flight < cap && in_flight + held < WINDOW
+}
+
 /// What the inference loop handles next.
 pub(super) enum Step<M> {
     /// A new frame to admit and submit.
@@ -48,9 +60,9 @@ impl<M: Send + 'static> Dispatch<M> {
     pub fn new(stats: Arc<Stats>) -> Dispatch<M> {
         Dispatch {
             pool: None,
-            // Never less than what can be in flight: a window that moves on means a lost
-            // result, not a slow one.
-            reorder: Reorder::new(MAX_INSTANCES + 1),
+            // Never less than what `has_room` lets out: a window that moves on means a
+            // lost result, not a slow one.
+            reorder: Reorder::new(WINDOW),
             ready: VecDeque::new(),
             in_flight: 0,
             next_seq: 0,
@@ -88,7 +100,7 @@ impl<M: Send + 'static> Dispatch<M> {
             let room = self.waiting.is_none()
                 && self.event.is_none()
                 && !self.input_closed
-                && self.in_flight < self.cap();
+                && has_room(self.in_flight, self.reorder.held(), self.cap());
             let pool = match &self.pool {
                 Some(p) if self.in_flight > 0 => p,
                 _ if room => {
@@ -224,5 +236,65 @@ impl<M: Send + 'static> Dispatch<M> {
 
     fn late_or_lost(&self, n: u64) {
         self.stats.frames_late.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// The dispatcher's admission rule with the real reorder window, instance 0 stuck on
+    /// its first frame while the others keep finishing theirs (a descheduled thread on a
+    /// busy machine): nothing may come back late, however long the stall.
+    fn stalled_instance_run(instances: usize, stall: usize) -> (Vec<u64>, u64) {
+        let cap = instances + 1;
+        let mut reorder = Reorder::<u64>::new(WINDOW);
+        let mut queue: VecDeque<u64> = VecDeque::new(); // submitted, not yet running
+        let mut running: Vec<Option<u64>> = vec![None; instances];
+        let (mut next_seq, mut in_flight, mut steps) = (0u64, 0usize, 0usize);
+        let mut out = Vec::new();
+        let total = 200u64;
+        while (out.len() as u64) < total && steps < 10_000 {
+            steps += 1;
+            // Admit as many frames as the rule allows.
+            while next_seq < total && has_room(in_flight, reorder.held(), cap) {
+                queue.push_back(next_seq);
+                next_seq += 1;
+                in_flight += 1;
+            }
+            for slot in running.iter_mut() {
+                if slot.is_none() {
+                    *slot = queue.pop_front();
+                }
+            }
+            // Instance 0 finishes only after `stall` steps; the others every step.
+            let finished: Vec<u64> = running
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| *i != 0 || steps > stall)
+                .filter_map(|(_, s)| s.take())
+                .collect();
+            for seq in finished {
+                in_flight -= 1;
+                for r in reorder.push(seq, seq) {
+                    if let Release::InOrder(s, _) = r {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        (out, reorder.late())
+    }
+
+    #[test]
+    fn a_stalled_instance_never_makes_a_frame_late() {
+        for instances in [2, 3, MAX_INSTANCES] {
+            for stall in [1, 5, WINDOW, 3 * WINDOW, 100] {
+                let (out, late) = stalled_instance_run(instances, stall);
+                assert_eq!(late, 0, "{instances} instances, stall {stall}");
+                assert_eq!(out, (0..200).collect::<Vec<_>>(), "all, in order");
+            }
+        }
     }
 }
