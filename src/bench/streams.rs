@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::{phases, report::round1, sys, BenchError, Settings};
-use crate::engine::{preprocess, Engine, EngineOptions};
+use crate::engine::{preprocess, Engine, EngineOptions, LayoutRequest};
 use crate::ingest::{IngestConfig, Mode};
 use crate::pipeline::{LiveSettings, OutputMode, Pipeline, PipelineOptions, SourceInput};
 use crate::publish::CountingSink;
@@ -20,8 +20,8 @@ use crate::publish::CountingSink;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamsRow {
     pub streams: usize,
-    /// Intra-op threads of the one engine.
-    pub threads: usize,
+    /// The engine layout serving every stream, instances x threads (as tuned when auto).
+    pub layout: String,
     pub aggregate_fps: f64,
     pub per_stream_fps: Vec<f64>,
     pub peak_rss_mb: f64,
@@ -44,7 +44,8 @@ pub struct StreamsReport {
     pub rows: Vec<StreamsRow>,
 }
 
-/// Runs every count in `counts`, the one engine at `threads` (default: all cores).
+/// Runs every count in `counts`, one engine at `threads` intra-op threads, or by default in
+/// the bench's layout (`--instances`/`--threads`, auto-tuned on the streams).
 /// `alone`: this is a child process, measure one stream at 1 thread only (no limit, no
 /// children).
 pub fn run(
@@ -55,10 +56,10 @@ pub fn run(
 ) -> Result<StreamsReport, BenchError> {
     let spec = crate::ingest::resolve(&s.video, &Default::default(), None)?;
     let cores = sys::cores();
-    let threads = if alone {
-        1
-    } else {
-        threads.unwrap_or(cores).max(1)
+    let request = match (alone, threads) {
+        (true, _) => LayoutRequest::from_counts(1, 1),
+        (false, Some(t)) => LayoutRequest::from_counts(1, t.max(1)),
+        (false, None) => LayoutRequest::from_counts(s.instances, s.threads),
     };
     let (limit_fps, infer_ms, decode_ms, pre_ms) = if alone {
         (0.0, 0.0, 0.0, 0.0)
@@ -67,7 +68,7 @@ pub fn run(
     };
     let mut rows = Vec::new();
     for &n in counts {
-        let (aggregate, per_stream, rss) = in_one(s, &spec, n, threads)?;
+        let (aggregate, per_stream, rss, layout) = in_one(s, &spec, n, request)?;
         let (separate_fps, separate_rss_mb) = if alone {
             (None, None)
         } else {
@@ -76,7 +77,7 @@ pub fn run(
         };
         rows.push(StreamsRow {
             streams: n,
-            threads,
+            layout,
             aggregate_fps: round1(aggregate),
             per_stream_fps: per_stream.into_iter().map(round1).collect(),
             peak_rss_mb: round1(rss),
@@ -112,6 +113,19 @@ fn load(s: &Settings, threads: usize) -> Result<Engine, BenchError> {
         backend: s.backends.first().cloned().unwrap_or_default(),
         source,
     })
+}
+
+fn load_layout(s: &Settings, request: LayoutRequest) -> Result<Engine, BenchError> {
+    let err = |source| BenchError::Engine {
+        backend: s.backends.first().cloned().unwrap_or_default(),
+        source,
+    };
+    let model = crate::model::Model::load(&s.model).map_err(|e| err(e.into()))?;
+    let opts = EngineOptions {
+        backend: s.backends.first().cloned(),
+        threads: 1,
+    };
+    Engine::from_model_layout(model, &opts, request).map_err(err)
 }
 
 fn lossless(spec: &crate::ingest::SourceSpec, engine: &Engine) -> IngestConfig {
@@ -158,15 +172,16 @@ fn limit(
 type Seen = BTreeMap<String, (u64, Option<Instant>, Option<Instant>)>;
 
 /// `n` copies of the video in one pipeline; until every stream has `s.frames` inferred.
-/// Returns (aggregate fps, per-stream fps, peak RSS MB), over the common steady window.
+/// Returns (aggregate fps, per-stream fps, peak RSS MB, layout), over the common steady
+/// window.
 fn in_one(
     s: &Settings,
     spec: &crate::ingest::SourceSpec,
     n: usize,
-    threads: usize,
-) -> Result<(f64, Vec<f64>, f64), BenchError> {
+    request: LayoutRequest,
+) -> Result<(f64, Vec<f64>, f64, String), BenchError> {
     sys::reset_peak_rss();
-    let engine = load(s, threads)?;
+    let engine = load_layout(s, request)?;
     let inputs: Vec<SourceInput> = (0..n)
         .map(|i| SourceInput {
             name: format!("s{i}"),
@@ -189,9 +204,10 @@ fn in_one(
         })
     };
     let pb = phases::progress(s.quiet, s.frames * n as u64, &format!("{n} streams in one"));
+    let slot = Arc::new(ArcSwap::from_pointee(engine));
     let mut p = Pipeline::start_sources(
         inputs,
-        Arc::new(ArcSwap::from_pointee(engine)),
+        slot.clone(),
         Arc::new(ArcSwap::from_pointee(LiveSettings {
             output_mode: OutputMode::Frames,
             ..Default::default()
@@ -235,6 +251,7 @@ fn in_one(
         total.saturating_sub(1) as f64 / span,
         per,
         sys::peak_rss_mb(),
+        slot.load().layout().to_string(),
     ))
 }
 
@@ -302,7 +319,7 @@ pub fn table(r: &StreamsReport) -> String {
         .iter()
         .find(|x| x.streams == 1)
         .map(|x| x.peak_rss_mb);
-    t.push_str("| streams | threads | aggregate fps | of limit | per-stream fps (min-max) | peak RSS MB | RSS / 1 stream | N processes x 1 thread fps | their RSS MB | one / N processes |\n");
+    t.push_str("| streams | layout | aggregate fps | of limit | per-stream fps (min-max) | peak RSS MB | RSS / 1 stream | N processes x 1 thread fps | their RSS MB | one / N processes |\n");
     t.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for x in &r.rows {
         let (lo, hi) = x
@@ -317,7 +334,7 @@ pub fn table(r: &StreamsReport) -> String {
         t.push_str(&format!(
             "| {} | {} | {:.1} | {:.3} | {:.1}-{:.1} | {:.1} | {} | {} | {} | {} |\n",
             x.streams,
-            x.threads,
+            x.layout,
             x.aggregate_fps,
             x.of_limit,
             lo,
