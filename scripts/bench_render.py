@@ -153,7 +153,12 @@ def generic(title, data, hook):
         cols = []
         for r in data:
             cols += [k for k in r if k not in cols]
-        body = table(cols, [[r.get(c) for c in cols] for r in data])
+        # Ratios (`over_limit`, `of_limit`) need three decimals to compare with a 0.95 goal.
+        def cell(r, c):
+            v = r.get(c)
+            return f"{v:.3f}" if isinstance(v, float) and ("limit" in c or "over" in c) else v
+
+        body = table(cols, [[cell(r, c) for c in cols] for r in data])
     elif isinstance(data, dict):
         body = table(["what", "value"], [[k, v] for k, v in data.items()])
     else:
