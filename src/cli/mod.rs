@@ -11,6 +11,7 @@ mod quantize;
 mod run;
 mod sources;
 mod track;
+mod ui;
 
 #[derive(Debug, Parser)]
 #[command(

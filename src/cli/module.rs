@@ -53,7 +53,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(errors.is_empty(), "{}", errors.join("; "));
     let metrics = super::run::metrics_addr(&args.metrics_addr)?;
     // Read-only: no control; the twin stays the single control plane.
-    let ui = super::run::start_ui(&args, args.name.as_deref().unwrap_or("module"), None)?;
+    let ui = super::ui::start_ui(&args, args.name.as_deref().unwrap_or("module"), None)?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;

@@ -143,29 +143,6 @@ pub struct RunArgs {
     pub ui_fps: f32,
 }
 
-/// `--ui`: starts the live view; `control` is `None` in module mode (read-only).
-pub fn start_ui(
-    args: &RunArgs,
-    source: &str,
-    control: Option<edgelens::ui::Control>,
-) -> anyhow::Result<Option<Arc<edgelens::ui::Tap>>> {
-    let Some(addr) = &args.ui else {
-        return Ok(None);
-    };
-    let addr = edgelens::ui::parse_addr(addr).map_err(anyhow::Error::msg)?;
-    let read_only = control.is_none();
-    let ui = edgelens::ui::start(edgelens::ui::UiOptions {
-        addr,
-        fps: args.ui_fps,
-        threads: args.model.threads,
-        source: source.to_string(),
-        snapshots: args.snapshots.clone(),
-        control,
-    })?;
-    tracing::info!(url = %format!("http://{}/", ui.addr), read_only, "live view");
-    Ok(Some(ui.tap))
-}
-
 /// The CLI's scene settings: output mode (defaulted), zones, tracker and snapshots, checked
 /// before anything starts.
 pub struct SceneArgs {
@@ -333,7 +310,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         output_mode: scene.output_mode,
         scene: Arc::new(scene.scene),
     }));
-    let ui = start_ui(
+    let ui = super::ui::start_ui(
         &args,
         &source_name,
         Some(edgelens::ui::local_control(settings.clone())),

@@ -145,7 +145,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         .backend
         .get_or_insert_with(|| engine.backend_name().to_string());
     opts.initial.model = Some(model_cfg.clone());
-    let sources = resolve_sources(&opts.initial, &opts)?;
+    let sources = sources::resolve(&opts.initial, &opts)?;
     let (load_tx, load_rx) = crossbeam_channel::unbounded();
     let loader = Loader::start(fetcher(&opts, in_use), load_tx)
         .map_err(|e| ControlError::Other(format!("cannot start the model loader: {e}")))?;
@@ -240,28 +240,6 @@ fn fetcher(opts: &ModuleOptions, in_use: model_fetch::InUse) -> Fetcher {
 /// would grow with every swap; hand them back.
 pub fn release_freed_memory() {
     crate::memory::release_freed();
-}
-
-/// Every source of the config, resolved; a spec's `name` is what its messages carry: the
-/// key for named sources, and for `default` `--name` or the name derived from its uri.
-fn resolve_sources(
-    c: &DesiredConfig,
-    opts: &ModuleOptions,
-) -> Result<BTreeMap<String, SourceSpec>, ControlError> {
-    let mut out = BTreeMap::new();
-    for (name, s) in sources::effective(c) {
-        let uri = s.uri.unwrap_or_else(|| defaults::SOURCE.to_string());
-        let params = s.params.unwrap_or_default();
-        let mut spec = ingest::resolve(&uri, &params, opts.presets_dir.as_deref())
-            .map_err(|e| ControlError::Other(format!("source '{name}': {e}")))?;
-        if name != defaults::DEFAULT_SOURCE {
-            spec.name = name.clone();
-        } else if let Some(n) = &opts.source_name {
-            spec.name = n.clone();
-        }
-        out.insert(name, spec);
-    }
-    Ok(out)
 }
 
 fn live_settings(c: &DesiredConfig, sources: &BTreeMap<String, SourceSpec>) -> LiveSettings {

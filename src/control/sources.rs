@@ -78,6 +78,28 @@ pub fn changes(old: &DesiredConfig, new: &DesiredConfig) -> SourceChanges {
     c
 }
 
+/// Every source of the config, resolved; a spec's `name` is what its messages carry: the
+/// key for named sources, and for `default` `--name` or the name derived from its uri.
+pub(super) fn resolve(
+    c: &DesiredConfig,
+    opts: &super::ModuleOptions,
+) -> Result<BTreeMap<String, crate::ingest::SourceSpec>, super::ControlError> {
+    let mut out = BTreeMap::new();
+    for (name, s) in effective(c) {
+        let uri = s.uri.unwrap_or_else(|| crate::defaults::SOURCE.to_string());
+        let params = s.params.unwrap_or_default();
+        let mut spec = crate::ingest::resolve(&uri, &params, opts.presets_dir.as_deref())
+            .map_err(|e| super::ControlError::Other(format!("source '{name}': {e}")))?;
+        if name != DEFAULT_SOURCE {
+            spec.name = name.clone();
+        } else if let Some(n) = &opts.source_name {
+            spec.name = n.clone();
+        }
+        out.insert(name, spec);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::apply::{self, Current};
 use super::model_load::{LoadDone, ModelState, ModelStatus};
-use super::{live_settings, output_name, report, resolve_sources, Module};
+use super::{live_settings, output_name, report, sources, Module};
 use crate::defaults;
 use crate::edgehub::{topics, TwinEvent};
 use crate::mqtt::{ControlKind, SessionEvent};
@@ -173,7 +173,7 @@ impl Module {
         };
         // A source that cannot resolve is a validation failure, not a runtime one.
         let planned = apply::plan(&doc, current).and_then(|p| {
-            let specs = resolve_sources(&p.config, &self.opts).map_err(|e| vec![e.to_string()])?;
+            let specs = sources::resolve(&p.config, &self.opts).map_err(|e| vec![e.to_string()])?;
             Ok((p, specs))
         });
         let (plan, specs) = match planned {
