@@ -2,11 +2,10 @@
 //! thread, and (in the inference stage) its own tracker, scene and rate limit. Sources
 //! share the engine; nothing else.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -67,7 +66,7 @@ pub struct SourceStats {
     pub frames_inferred: AtomicU64,
     pub frames_skipped: AtomicU64,
     pub messages: AtomicU64,
-    recent: Mutex<VecDeque<Instant>>,
+    recent: super::stats::RecentRate,
 }
 
 /// A source's line in reported stats (`stats.sources.<name>`).
@@ -91,36 +90,17 @@ impl SourceStats {
             frames_inferred: AtomicU64::new(0),
             frames_skipped: AtomicU64::new(0),
             messages: AtomicU64::new(0),
-            recent: Mutex::new(VecDeque::new()),
+            recent: Default::default(),
         })
     }
 
     pub fn record_inferred(&self) {
         self.frames_inferred.fetch_add(1, Ordering::Relaxed);
-        let now = Instant::now();
-        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        r.push_back(now);
-        while r
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(5))
-        {
-            r.pop_front();
-        }
+        self.recent.record();
     }
 
     pub fn fps(&self) -> f64 {
-        let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        match (r.front(), r.back()) {
-            (Some(a), Some(b)) if r.len() > 1 => {
-                let span = b.duration_since(*a).as_secs_f64();
-                if span > 0.0 {
-                    (r.len() - 1) as f64 / span
-                } else {
-                    0.0
-                }
-            }
-            _ => 0.0,
-        }
+        self.recent.fps()
     }
 
     pub fn snapshot(&self) -> SourceSnapshot {

@@ -55,7 +55,7 @@ pub struct Stats {
     /// Each running source's own counters, by name (totals above include them).
     pub sources: super::sources::SourceStatsMap,
     started: Instant,
-    recent: Mutex<std::collections::VecDeque<Instant>>,
+    recent: RecentRate,
     registry: Registry,
     prom_infer: HistogramVec,
     prom_model: IntGaugeVec,
@@ -97,6 +97,41 @@ pub struct StatsSnapshot {
     pub snapshots: Option<super::snapshot_stage::SnapshotStatus>,
     /// Per source, by name.
     pub sources: std::collections::BTreeMap<String, super::sources::SourceSnapshot>,
+}
+
+/// Frames per second over the last 5 s: the pipeline's and each source's rate.
+#[derive(Debug, Default)]
+pub(crate) struct RecentRate(Mutex<std::collections::VecDeque<Instant>>);
+
+impl RecentRate {
+    const WINDOW: Duration = Duration::from_secs(5);
+
+    pub fn record(&self) {
+        let now = Instant::now();
+        let mut r = lock(&self.0);
+        r.push_back(now);
+        while r
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Self::WINDOW)
+        {
+            r.pop_front();
+        }
+    }
+
+    pub fn fps(&self) -> f64 {
+        let r = lock(&self.0);
+        match (r.front(), r.back()) {
+            (Some(a), Some(b)) if r.len() > 1 => {
+                let span = b.duration_since(*a).as_secs_f64();
+                if span > 0.0 {
+                    (r.len() - 1) as f64 / span
+                } else {
+                    0.0
+                }
+            }
+            _ => 0.0,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -158,7 +193,7 @@ impl Stats {
             snapshots: Mutex::new(None),
             sources: Default::default(),
             started: Instant::now(),
-            recent: Mutex::new(Default::default()),
+            recent: RecentRate::default(),
             registry,
             prom_infer,
             prom_model,
@@ -187,15 +222,7 @@ impl Stats {
             let _ = h.infer.record(us(times.infer));
             let _ = h.decode.record(us(times.decode));
         }
-        let now = Instant::now();
-        let mut r = lock(&self.recent);
-        r.push_back(now);
-        while r
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(5))
-        {
-            r.pop_front();
-        }
+        self.recent.record();
     }
 
     pub fn record_delivery(&self, latency: Duration, ok: bool) {
@@ -222,18 +249,7 @@ impl Stats {
     }
 
     pub fn fps(&self) -> f64 {
-        let r = lock(&self.recent);
-        match (r.front(), r.back()) {
-            (Some(a), Some(b)) if r.len() > 1 => {
-                let span = b.duration_since(*a).as_secs_f64();
-                if span > 0.0 {
-                    (r.len() - 1) as f64 / span
-                } else {
-                    0.0
-                }
-            }
-            _ => 0.0,
-        }
+        self.recent.fps()
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
