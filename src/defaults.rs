@@ -150,6 +150,10 @@ pub const STATIONARY_SECS: f32 = 10.0;
 /// "Stays put": the centre moves less than this fraction of the box's width and height.
 /// Detector jitter is ~5% of the size per edge; 20% is well clear of it.
 pub const STATIONARY_MOVE: f32 = 0.2;
+/// Events of the same kind (type, label, zone) within this long share one message, under one
+/// 4 KB metering chunk. On the sample clip's 59 events: 59 messages at 0 s, 40 at 1 s, 33 at
+/// 2 s (frames mode: 789). An event waits at most this long; 0 sends each at once.
+pub const EVENTS_BATCH_SECS: f32 = 2.0;
 /// A track absent this long without an `ended` notice is ended by the scene itself.
 pub const TRACK_FORGET_SECS: f32 = 30.0;
 /// At most this many zones and lines together, and points per polygon.

@@ -268,6 +268,45 @@ fn module_mode_sends_events_and_counts_and_rejects_bad_zones() {
             "{}",
             new.1
         );
+        // Batched events (eventsBatchSecs) share a message only when a route filter cannot
+        // tell them apart: every event's eventType and every entity's label match the
+        // message's properties, and trackId lists exactly the message's tracks.
+        for (topic, body, _) in st
+            .telemetry
+            .iter()
+            .filter(|(t, _, _)| t.contains("%24.on=events&"))
+        {
+            let infs = body["inferences"].as_array().expect("inferences");
+            let prop = |k: &str| {
+                topic
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .and_then(|v| urlencoding::decode(v).ok().map(|v| v.into_owned()))
+                    .unwrap_or_default()
+            };
+            let mut ids: Vec<String> = Vec::new();
+            for i in infs {
+                if let Some(e) = i.get("entity") {
+                    assert_eq!(
+                        e["tag"]["value"].as_str(),
+                        Some(prop("label").as_str()),
+                        "{topic}"
+                    );
+                    let id = e["id"].as_str().unwrap_or_default().to_string();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                if let Some(e) = i.get("event") {
+                    assert_eq!(
+                        e["properties"]["eventType"].as_str(),
+                        Some(prop("eventType").as_str()),
+                        "{topic}"
+                    );
+                }
+            }
+            assert_eq!(prop("trackId"), ids.join(","), "{topic}");
+        }
     }
     let bad = h
         .hub

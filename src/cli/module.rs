@@ -42,6 +42,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         counts_min_secs: Some(scene.counts_min_secs),
         heartbeat_secs: Some(scene.heartbeat_secs),
         stationary_secs: Some(scene.stationary_secs),
+        events_batch_secs: Some(scene.events_batch_secs),
         ..Default::default()
     });
     initial.zones = (!scene.zones.is_empty()).then(|| scene.zones.clone());

@@ -164,6 +164,11 @@ pub struct OutputConfig {
     #[serde(skip_serializing_if = "Option::is_none", rename = "stationarySecs")]
     #[schemars(range(min = 0.0, max = 86400.0))]
     pub stationary_secs: Option<f32>,
+    /// Events of the same kind (type, label, zone) within this many seconds share one
+    /// message of at most 4 KB (one IoT Hub metering chunk); 0: each event at once.
+    #[serde(skip_serializing_if = "Option::is_none", rename = "eventsBatchSecs")]
+    #[schemars(range(min = 0.0, max = 60.0))]
+    pub events_batch_secs: Option<f32>,
 }
 
 /// The JSON schema of the desired properties, as committed in `docs/`.
@@ -232,6 +237,7 @@ pub fn overlay(base: &DesiredConfig, over: &DesiredConfig) -> DesiredConfig {
             counts_min_secs: pick(&b.counts_min_secs, &o.counts_min_secs),
             heartbeat_secs: pick(&b.heartbeat_secs, &o.heartbeat_secs),
             stationary_secs: pick(&b.stationary_secs, &o.stationary_secs),
+            events_batch_secs: pick(&b.events_batch_secs, &o.events_batch_secs),
         }),
         zones: pick(&base.zones, &over.zones),
         lines: pick(&base.lines, &over.lines),
@@ -308,6 +314,7 @@ pub fn scene(c: &DesiredConfig) -> SceneConfig {
         counts_min_secs: o.counts_min_secs.unwrap_or(d.counts_min_secs),
         heartbeat_secs: o.heartbeat_secs.unwrap_or(d.heartbeat_secs),
         stationary_secs: o.stationary_secs.unwrap_or(d.stationary_secs),
+        events_batch_secs: o.events_batch_secs.unwrap_or(d.events_batch_secs),
     }
 }
 

@@ -5,8 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError};
 
 use super::mux::Next;
 use super::reorder::{Release, Reorder};
@@ -18,6 +19,8 @@ use crate::ingest::Frame;
 
 /// Results that may wait in the reorder window for a slow frame.
 const WINDOW: usize = MAX_INSTANCES + 1;
+/// How long `next` waits for input before it reports [`Step::Idle`].
+pub(super) const IDLE: Duration = Duration::from_millis(250);
 
 /// Whether one more frame may go out. Frames in flight are bounded by `cap` (one running
 /// per instance, one waiting), and frames in flight plus results held for a slow one by
@@ -37,6 +40,8 @@ pub(super) enum Step<M> {
     /// A source joined or ended; handed over only once no frame is in flight, so a
     /// source's state is never made or dropped under one of its frames.
     Source(Next),
+    /// Nothing arrived for [`IDLE`]: time-based work (event batches of stalled sources).
+    Idle,
     /// The source ended and every frame in flight came back.
     End,
 }
@@ -104,7 +109,12 @@ impl<M: Send + 'static> Dispatch<M> {
             let pool = match &self.pool {
                 Some(p) if self.in_flight > 0 => p,
                 _ if room => {
-                    if let Some(f) = self.input(frames.recv().ok()) {
+                    let next = match frames.recv_timeout(IDLE) {
+                        Ok(n) => Some(n),
+                        Err(RecvTimeoutError::Timeout) => return Step::Idle,
+                        Err(RecvTimeoutError::Disconnected) => None,
+                    };
+                    if let Some(f) = self.input(next) {
                         return Step::Frame(f);
                     }
                     continue;
@@ -125,6 +135,7 @@ impl<M: Send + 'static> Dispatch<M> {
                         None => continue,
                     },
                     recv(pool.results()) -> d => d,
+                    default(IDLE) => return Step::Idle,
                 }
             } else {
                 pool.results().recv()

@@ -13,7 +13,7 @@ use crossbeam_channel::Receiver;
 
 mod edges;
 
-use super::dispatch::{Dispatch, Step};
+use super::dispatch::{Dispatch, Step, IDLE};
 use super::mux::Next;
 use super::sources::{PerSource, SourceStats, TrackingFactory};
 use super::tune::AutoLayout;
@@ -98,9 +98,19 @@ impl InferLoop {
     pub fn run(mut self) {
         let mut dispatch = Dispatch::<Meta>::new(self.shared.stats.clone());
         let mut tune = AutoLayout::new();
+        let mut last_tick = Instant::now();
         loop {
-            match dispatch.next(&self.frames) {
+            let step = dispatch.next(&self.frames);
+            // Time-based work runs on idle turns and, on busy ones, every `IDLE`.
+            if matches!(step, Step::Idle) || last_tick.elapsed() >= IDLE {
+                last_tick = Instant::now();
+                if !self.tick(last_tick) {
+                    break;
+                }
+            }
+            match step {
                 Step::End => break,
+                Step::Idle => {}
                 Step::Source(Next::Joined(info)) => self.join_source(info),
                 Step::Source(Next::Ended(id)) => {
                     if !self.end_source(id) {
@@ -215,7 +225,11 @@ impl InferLoop {
         if live.output_mode.frames() && !self.publish(&msg, &engine, to, frame.received) {
             return false;
         }
-        self.publish_scene(result.messages, &engine, &live, to, frame.received)
+        let out = match self.sources.get_mut(&frame.source) {
+            Some(src) => src.scene.outgoing(result.messages, Instant::now()),
+            None => result.messages,
+        };
+        self.publish_scene(out, &engine, &live, to, frame.received)
     }
 
     /// One load per frame: a swap lands between frames, never inside one. A new model's

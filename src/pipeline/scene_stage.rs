@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use image::RgbImage;
 
@@ -11,7 +12,7 @@ use super::snapshot_stage::SnapshotStage;
 use crate::engine::{BBox, Detection};
 use crate::ingest::Frame;
 use crate::model::ColorOrder;
-use crate::scene::{FrameObservations, Observation, Scene, SceneConfig, SceneMessage};
+use crate::scene::{EventBatch, FrameObservations, Observation, Scene, SceneConfig, SceneMessage};
 use crate::snapshot::BestSnapshots;
 use crate::track::{assign, Track, Tracker};
 
@@ -58,6 +59,8 @@ pub struct SceneStage {
     keep_ms: f32,
     interval_ms: Option<f32>,
     max_missed: u32,
+    /// Events on their way out, batched per routing key (`eventsBatchSecs`).
+    batch: EventBatch,
 }
 
 impl SceneStage {
@@ -69,6 +72,7 @@ impl SceneStage {
         SceneStage {
             tracker,
             scene: Scene::new((*config).clone()),
+            batch: EventBatch::new(batch_ms(&config)),
             config,
             snapshots,
             pre: BestSnapshots::new(),
@@ -105,6 +109,7 @@ impl SceneStage {
         if !Arc::ptr_eq(live, &self.config) {
             if **live != *self.config {
                 self.scene.set_config((**live).clone());
+                self.batch.set_window_ms(batch_ms(live));
             }
             self.config = live.clone();
         }
@@ -183,15 +188,27 @@ impl SceneStage {
         FrameResult { ids, messages }
     }
 
-    /// Ends every live track (end of stream, model swap): their `end` events, then a clean
-    /// slate for tracker, scene and snapshots.
+    /// This frame's scene messages on their way out: what the event batch lets go now.
+    pub fn outgoing(&mut self, messages: Vec<SceneMessage>, now: Instant) -> Vec<SceneMessage> {
+        self.batch.push(messages, self.last_pts, now)
+    }
+
+    /// Batches whose time has come although no frame came (a stalled source).
+    pub fn idle(&mut self, now: Instant) -> Vec<SceneMessage> {
+        self.batch.idle(now)
+    }
+
+    /// Ends every live track (end of stream, model swap): their `end` events and every
+    /// batched event still waiting, then a clean slate for tracker, scene and snapshots.
     pub fn finish(&mut self) -> Vec<SceneMessage> {
         let ended = std::mem::take(&mut self.alive);
-        let out = self.scene.observe_last(&FrameObservations {
+        let ends = self.scene.observe_last(&FrameObservations {
             pts_ms: self.last_pts,
             objects: &[],
             ended: &ended,
         });
+        let mut out = self.batch.push(ends, self.last_pts, Instant::now());
+        out.extend(self.batch.flush());
         self.tracker.reset();
         self.scene.reset();
         self.shown.clear();
@@ -235,6 +252,10 @@ fn match_ids(tracks: &[&Track], detections: &[Detection]) -> Vec<(usize, usize)>
 
 fn ltwh(b: &BBox) -> assign::Ltwh {
     [b.l, b.t, b.w, b.h]
+}
+
+fn batch_ms(c: &SceneConfig) -> u64 {
+    (c.events_batch_secs.clamp(0.0, 3600.0) * 1000.0) as u64
 }
 
 /// Frames in `keep_ms` at the frame interval (30 fps until one is measured), at least 1.
@@ -296,97 +317,5 @@ pub fn frame_picture(frame: &Frame) -> Option<RgbImage> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::track::TrackerConfig;
-
-    fn det(l: f32, score: f32) -> Detection {
-        Detection {
-            label: "person".into(),
-            class_id: 1,
-            confidence: score,
-            bbox: BBox {
-                l,
-                t: 0.4,
-                w: 0.1,
-                h: 0.3,
-            },
-        }
-    }
-
-    fn stage() -> SceneStage {
-        let tracker = crate::track::by_name("bytetrack", TrackerConfig::default()).unwrap();
-        SceneStage::new(tracker, Arc::new(SceneConfig::default()), None)
-    }
-
-    fn frame() -> Frame {
-        use crate::ingest::{Geometry, ScaleTarget};
-        let target = ScaleTarget {
-            width: 8,
-            height: 8,
-            letterbox: false,
-            order: ColorOrder::Rgb,
-        };
-        Frame {
-            seq: 0,
-            pts_ms: Some(0),
-            width: 16,
-            height: 8,
-            pixels: vec![0; 8 * 8 * 3],
-            order: ColorOrder::Rgb,
-            geometry: Geometry::new(&target, 16, 8),
-            received: std::time::Instant::now(),
-            source: 0,
-        }
-    }
-
-    #[test]
-    fn ids_are_stable_and_low_scores_hidden() {
-        let mut s = stage();
-        let f = frame();
-        let mut ids = Vec::new();
-        let mut msgs = Vec::new();
-        for i in 0..10 {
-            let x = 0.1 + i as f32 * 0.01;
-            // The low-score detection elsewhere never shows (nor starts a track).
-            let r = s.frame(&f, i * 100, &[det(x, 0.9), det(0.7, 0.2)], 0.5, "cam");
-            assert_eq!(r.ids.len(), 1, "sub-threshold detections are dropped");
-            ids.push(r.ids[0].clone());
-            msgs.extend(r.messages);
-        }
-        assert!(ids[0].is_none(), "not confirmed on the first hit");
-        let id = ids[9].clone().unwrap();
-        assert!(ids[2..].iter().all(|i| i.as_deref() == Some(id.as_str())));
-        msgs.extend(s.finish());
-        let types: Vec<_> = msgs
-            .iter()
-            .filter_map(|m| m.property("eventType"))
-            .collect();
-        assert_eq!(types.iter().filter(|t| **t == "new").count(), 1);
-        assert_eq!(
-            types.iter().filter(|t| **t == "end").count(),
-            1,
-            "{types:?}"
-        );
-    }
-
-    #[test]
-    fn keep_alive_is_seconds_at_the_stream_rate() {
-        assert_eq!(keep_frames(5000.0, Some(100.0)), 50);
-        assert_eq!(keep_frames(5000.0, Some(1000.0 / 30.0)), 150);
-        assert_eq!(keep_frames(5000.0, None), 150);
-        assert_eq!(keep_frames(0.0, Some(100.0)), 1);
-        let mut s = stage();
-        let f = frame();
-        for i in 0..20 {
-            s.frame(&f, i * 100, &[det(0.1, 0.9)], 0.5, "cam");
-        }
-        assert_eq!(s.max_missed, 50, "10 fps: 5 s is 50 frames");
-    }
-
-    #[test]
-    fn picture_has_the_original_aspect() {
-        let p = frame_picture(&frame()).unwrap();
-        assert_eq!(p.dimensions(), (16, 8));
-    }
-}
+#[path = "scene_stage_tests.rs"]
+mod tests;

@@ -58,6 +58,10 @@ pub struct SceneConfig {
     /// A track that stays put this long becomes stationary; 0: never.
     #[serde(default = "default_stationary")]
     pub stationary_secs: f32,
+    /// Events of the same kind within this many seconds share one message (a hub meters
+    /// messages); 0: each event on its own, at once.
+    #[serde(default = "default_events_batch")]
+    pub events_batch_secs: f32,
 }
 
 fn default_min_frames() -> u32 {
@@ -75,6 +79,9 @@ fn default_heartbeat() -> f32 {
 fn default_stationary() -> f32 {
     defaults::STATIONARY_SECS
 }
+fn default_events_batch() -> f32 {
+    defaults::EVENTS_BATCH_SECS
+}
 
 impl Default for SceneConfig {
     fn default() -> Self {
@@ -85,6 +92,7 @@ impl Default for SceneConfig {
             counts_min_secs: defaults::COUNTS_MIN_SECS,
             heartbeat_secs: defaults::EVENT_HEARTBEAT_SECS,
             stationary_secs: defaults::STATIONARY_SECS,
+            events_batch_secs: defaults::EVENTS_BATCH_SECS,
         }
     }
 }
@@ -108,6 +116,8 @@ pub enum SceneConfigError {
 }
 
 const MAX_NAME: usize = 64;
+/// An event never waits longer than this for company.
+const MAX_BATCH_SECS: f32 = 60.0;
 const MAX_CLASS: usize = 128;
 const MAX_CLASSES: usize = 256;
 const MAX_SECS: f32 = 86_400.0;
@@ -191,6 +201,12 @@ impl SceneConfig {
         check_secs(&mut e, "countsMinSecs", self.counts_min_secs, 0.0);
         check_secs(&mut e, "heartbeatSecs", self.heartbeat_secs, 1.0);
         check_secs(&mut e, "stationarySecs", self.stationary_secs, 0.0);
+        let b = self.events_batch_secs;
+        if !(b.is_finite() && (0.0..=MAX_BATCH_SECS).contains(&b)) {
+            e.push(format!(
+                "eventsBatchSecs must be within 0..{MAX_BATCH_SECS} seconds (an event waits that long), got {b}"
+            ));
+        }
         e
     }
 }

@@ -1,9 +1,10 @@
 //! Scene understanding on top of tracks: zones, lines, per-track events and counts.
 //!
-//! Pure logic: no I/O, no threads, no wall clock. Time is the stream's `pts_ms`, so the same
+//! Pure logic: no I/O, no threads, no wall clock of its own (the batcher is handed `now`). Time is the stream's `pts_ms`, so the same
 //! frames always give the same messages. The pipeline feeds one [`FrameObservations`] per
 //! frame to [`Scene::observe`] and publishes what comes back.
 
+pub mod batch;
 pub mod config;
 pub mod counts;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod lines;
 pub mod message;
 pub mod zones;
 
+pub use batch::EventBatch;
 pub use config::{LineConfig, SceneConfig, SceneConfigError, ZoneConfig};
 pub use events::{EventType, Reason, TrackEvent};
 pub use geometry::Direction;

@@ -40,6 +40,23 @@ impl InferLoop {
         self.publish_scene(ends, &engine, &live, to, Instant::now())
     }
 
+    /// Event batches that waited their time out while their source sent no frame.
+    /// False when the sink has gone away.
+    pub(super) fn tick(&mut self, now: Instant) -> bool {
+        let live = self.shared.settings.load_full();
+        let engine = self.shared.engine.load_full();
+        let mut ok = true;
+        for src in self.sources.values_mut() {
+            let due = src.scene.idle(now);
+            if !due.is_empty() {
+                let name = src.name(&live).to_string();
+                let stats = src.info.stats.clone();
+                ok &= Self::send_scene(&self.messages, due, &engine, &live, (&name, &stats), now);
+            }
+        }
+        ok
+    }
+
     /// A model whose labels differ makes old tracks meaningless: end them, start over.
     /// False when the sink has gone away.
     pub(super) fn reset_on_new_labels(

@@ -1,0 +1,193 @@
+//! Unit tests for `batch.rs`.
+
+use super::*;
+use crate::engine::BBox;
+use crate::scene::counts::CountsSnapshot;
+use crate::scene::events::{EventType, Reason, TrackEvent};
+
+fn event(track: u32, kind: EventType, reasons: Vec<Reason>, label: &str, pts: u64) -> SceneMessage {
+    SceneMessage::from_event(&TrackEvent {
+        event_type: kind,
+        reasons,
+        track_id: format!("1700000000-{track}"),
+        label: label.into(),
+        pts_ms: pts,
+        first_seen_ms: pts,
+        last_seen_ms: pts,
+        bbox: BBox {
+            l: 0.1,
+            t: 0.1,
+            w: 0.2,
+            h: 0.4,
+        },
+        score: 0.9,
+        top_score: 0.9,
+        current_zones: Vec::new(),
+        entered_zones: Vec::new(),
+        stationary: false,
+        snapshot: None,
+        seq: 0,
+    })
+}
+
+fn new(track: u32, pts: u64) -> SceneMessage {
+    event(track, EventType::New, vec![Reason::New], "person", pts)
+}
+
+fn end(track: u32, pts: u64) -> SceneMessage {
+    event(track, EventType::End, vec![Reason::End], "person", pts)
+}
+
+fn counts(pts: u64) -> SceneMessage {
+    SceneMessage::from_counts(&CountsSnapshot {
+        zones: Default::default(),
+        lines: Default::default(),
+        pts_ms: pts,
+    })
+}
+
+fn tracks(m: &SceneMessage) -> Vec<String> {
+    m.body
+        .inferences
+        .iter()
+        .filter_map(|i| i.entity.as_ref())
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+#[test]
+fn window_zero_sends_every_event_at_once() {
+    let mut b = EventBatch::new(0);
+    let t = Instant::now();
+    let out = b.push(vec![new(1, 0), new(2, 0)], 0, t);
+    assert_eq!(out.len(), 2);
+    assert_eq!(b.pending(), 0);
+    assert_eq!(out[0], new(1, 0), "unbatched messages are untouched");
+}
+
+#[test]
+fn same_kind_within_the_window_shares_one_message() {
+    let mut b = EventBatch::new(1000);
+    let t = Instant::now();
+    assert!(b.push(vec![new(1, 0)], 0, t).is_empty());
+    assert!(b.push(vec![new(2, 400)], 400, t).is_empty());
+    assert!(b.push(vec![new(3, 999)], 999, t).is_empty());
+    assert_eq!(b.pending(), 3);
+    // The window closes on the first frame at or past opened + window.
+    let out = b.push(Vec::new(), 1000, t);
+    assert_eq!(out.len(), 1);
+    let m = &out[0];
+    assert_eq!(tracks(m), ["1700000000-1", "1700000000-2", "1700000000-3"]);
+    assert_eq!(
+        m.property("trackId"),
+        Some("1700000000-1,1700000000-2,1700000000-3")
+    );
+    assert_eq!(m.property("eventType"), Some("new"));
+    assert_eq!(m.property("label"), Some("person"));
+    assert_eq!(m.event_names(), ["new", "new", "new"]);
+    assert_eq!(m.body.frame.pts_ms, 999, "frame time is the newest event's");
+    assert_eq!(b.pending(), 0);
+}
+
+#[test]
+fn routing_properties_never_mix() {
+    let mut b = EventBatch::new(1000);
+    let t = Instant::now();
+    let car = event(3, EventType::New, vec![Reason::New], "car", 0);
+    let zone = event(
+        4,
+        EventType::Update,
+        vec![Reason::ZoneEntered("door".into())],
+        "person",
+        0,
+    );
+    b.push(vec![new(1, 0), car, end(2, 0), zone], 0, t);
+    let out = b.flush();
+    assert_eq!(
+        out.len(),
+        4,
+        "new/person, new/car, end/person, update/zone: four routes"
+    );
+    for m in &out {
+        assert_eq!(m.body.inferences.len(), 2, "one entity and its event each");
+    }
+    assert_eq!(out[3].property("zone"), Some("door"));
+}
+
+#[test]
+fn order_is_kept_across_groups() {
+    // Track 1's `end` opens a group after its `new`; a later, earlier-due flush never lets
+    // the end overtake the new.
+    let mut b = EventBatch::new(1000);
+    let t = Instant::now();
+    b.push(vec![new(1, 0)], 0, t);
+    b.push(vec![end(1, 500)], 500, t);
+    let out = b.push(vec![new(2, 1000)], 1000, t);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].property("eventType"), Some("new"));
+    let out = b.push(Vec::new(), 1500, t);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].property("eventType"), Some("end"));
+    assert_eq!(b.push(Vec::new(), 2000, t).len(), 1);
+    // Two groups due on the same frame go out in the order they opened.
+    b.push(vec![end(2, 2000)], 2000, t);
+    b.push(vec![new(3, 2100)], 2100, t);
+    let out = b.push(Vec::new(), 3100, t);
+    let kinds: Vec<_> = out.iter().map(|m| m.property("eventType")).collect();
+    assert_eq!(kinds, [Some("end"), Some("new")]);
+}
+
+#[test]
+fn a_full_batch_goes_out_with_everything_opened_before_it() {
+    let mut b = EventBatch::new(60_000);
+    let t = Instant::now();
+    b.push(vec![end(100, 0)], 0, t);
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        sent.extend(b.push(vec![new(i, i as u64)], i as u64, t));
+    }
+    sent.extend(b.flush());
+    let bodies: Vec<usize> = sent.iter().map(|m| m.to_json().unwrap().len()).collect();
+    assert!(
+        bodies.iter().all(|&n| n <= MAX_BATCH_BYTES + 256),
+        "each message within one metering chunk: {bodies:?}"
+    );
+    assert!(sent.len() >= 3, "40 events do not fit in one chunk");
+    assert_eq!(
+        sent[0].property("eventType"),
+        Some("end"),
+        "opened first, out first"
+    );
+    let ids: Vec<String> = sent[1..].iter().flat_map(tracks).collect();
+    let want: Vec<String> = (0..40).map(|i| format!("1700000000-{i}")).collect();
+    assert_eq!(ids, want, "nothing lost, nothing reordered");
+}
+
+#[test]
+fn a_stalled_source_is_flushed_by_the_wall_clock() {
+    let mut b = EventBatch::new(1000);
+    let t = Instant::now();
+    b.push(vec![new(1, 0)], 0, t);
+    assert!(b.idle(t + Duration::from_millis(999)).is_empty());
+    // Frames keep coming (fast, within the stream window): no wall-clock flush.
+    b.push(Vec::new(), 100, t + Duration::from_millis(999));
+    assert!(b.idle(t + Duration::from_millis(1500)).is_empty());
+    b.push(vec![end(2, 200)], 200, t + Duration::from_millis(1000));
+    let out = b.idle(t + Duration::from_millis(2000));
+    assert_eq!(
+        out.len(),
+        2,
+        "a whole window without a frame: everything goes"
+    );
+    assert_eq!(b.pending(), 0);
+}
+
+#[test]
+fn counts_pass_straight_through() {
+    let mut b = EventBatch::new(1000);
+    let t = Instant::now();
+    let out = b.push(vec![new(1, 0), counts(0)], 0, t);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].output, crate::scene::OUTPUT_COUNTS);
+    assert_eq!(b.pending(), 1);
+}
