@@ -5,7 +5,7 @@
 # dimension made dynamic (dynamic_batch.py; the bundled models are not touched), checks that a
 # batch of 4 gives each frame the same outputs and detections as the bundled batch-1 model, then
 # prints the per-frame time table (bench_batch.py), in the quantize venv (onnxruntime 1.32).
-# Environment: OUT (scratch, default /tmp/bench-batch).
+# Environment: OUT (scratch, default /tmp/bench-batch), BATCHES (default 1,2,4).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -21,4 +21,4 @@ for m in "${MODELS[@]}"; do
   "$PY" "$HERE/dynamic_batch.py" "models/$m" "$OUT/$m"
   args+=(--reference "models/$m" "$OUT/$m")
 done
-"$PY" "$HERE/bench_batch.py" --rounds "$ROUNDS" --seconds "$SECONDS_PER" "${args[@]}"
+"$PY" "$HERE/bench_batch.py" --rounds "$ROUNDS" --seconds "$SECONDS_PER" --batches "${BATCHES:-1,2,4}" "${args[@]}"
