@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Does batching frames into one ONNX Runtime inference pay on this CPU? (docs/batching.md)
 
-Usage: bench_batch.py [--rounds R] [--seconds S] [--batches 1,2,4] MODEL_DIR [MODEL_DIR...]
+Usage: bench_batch.py [--rounds R] [--seconds S] [--batches 1,2,4] [--reference DIR] MODEL_DIR ...
 
 Each MODEL_DIR holds a model with a dynamic batch dimension (dynamic_batch.py) and its model.toml;
-`--reference DIR` pairs (same order) give the bundled batch-1 model to check against.
+one `--reference DIR` per MODEL_DIR (same order) names the bundled batch-1 model to check against.
+Exits 1 if any batch gives a frame other detections than batch 1. bench_batch.sh runs it all.
 
 1. Agreement: 4 different frames of samples/vtest.mp4 (decoded and scaled by the GStreamer elements
    of the edgelens pipeline), run as one batch of 4, as 2 batches of 2, and one by one; and one by
