@@ -92,7 +92,7 @@ fn backends(h: &mut String, r: &Report) {
         "<h2>Backends</h2>\n<table id=\"backends\"><tr><th class=\"l\">model</th>\
          <th class=\"l\">backend</th><th>threads</th><th>decode fps</th><th>ceiling fps</th>\
          <th>pipeline fps</th><th>pipeline / ceiling</th><th>limit fps</th>\
-         <th>pipeline / limit</th><th>start ms</th><th>load ms</th><th>cpu s/frame</th>\
+         <th>pipeline / limit</th><th>start ms</th><th>tune ms</th><th>load ms</th><th>cpu s/frame</th>\
          <th>peak RSS MB</th><th>dropped</th></tr>\n",
     );
     for b in &r.results {
@@ -100,8 +100,8 @@ fn backends(h: &mut String, r: &Report) {
         let _ = writeln!(
             h,
             "<td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.3}</td><td>{:.1}</td>\
-             <td>{:.3}</td><td>{:.0}</td><td>{:.0}</td><td>{:.4}</td><td>{:.1}</td>\
-             <td>{}</td></tr>",
+             <td>{:.3}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.4}</td>\
+             <td>{:.1}</td><td>{}</td></tr>",
             b.decode_fps,
             b.ceiling_fps,
             b.pipeline_fps,
@@ -109,6 +109,7 @@ fn backends(h: &mut String, r: &Report) {
             b.limit.fps,
             b.pipeline_over_limit,
             b.startup_ms,
+            b.tuning_ms,
             b.load_ms,
             b.cpu_s_per_frame,
             b.peak_rss_mb,
@@ -200,6 +201,7 @@ mod tests {
             pipeline_fps: 130.9,
             pipeline_over_ceiling: 0.995,
             startup_ms: 60.0,
+            tuning_ms: 900.0,
             frames: 300,
             dropped: 0,
             preprocess_ms: pct(0.19),

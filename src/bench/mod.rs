@@ -309,7 +309,8 @@ fn one_backend(
         decoded.cpu_ms_per_frame,
         pre_ms,
     );
-    // Steady state, first to last inferred frame: the ceiling excludes warm-up too.
+    // Steady state on the settled layout, first to last measured frame: the ceiling
+    // excludes warm-up too, and tuning is reported on its own (`tuning_ms`).
     let pipeline_fps = r.frames.saturating_sub(1) as f64 / r.steady.as_secs_f64().max(1e-9);
     let result = BackendResult {
         backend: backend.to_string(),
@@ -322,6 +323,7 @@ fn one_backend(
         pipeline_fps: round1(pipeline_fps),
         pipeline_over_ceiling: (pipeline_fps / ceiling_fps * 1000.0).round() / 1000.0,
         startup_ms: round1(r.startup.as_secs_f64() * 1e3),
+        tuning_ms: round1(r.tuning.as_secs_f64() * 1e3),
         frames: r.frames,
         dropped: r.dropped,
         preprocess_ms: pct(&r.preprocess),

@@ -126,7 +126,10 @@ pub(super) struct PipelineRun {
     pub dropped: u64,
     /// Pipeline start to the first inferred frame.
     pub startup: Duration,
-    /// First to last inferred frame.
+    /// First inferred frame to the engine layout being settled (auto-tuning trials and
+    /// loads; about zero for a fixed layout). Like start-up, a once-per-model cost.
+    pub tuning: Duration,
+    /// `frames` inferred frames on the settled layout, first to last.
     pub steady: Duration,
     pub cpu_s: f64,
     pub preprocess: Histogram<u64>,
@@ -147,12 +150,13 @@ fn bench_scene() -> crate::scene::SceneConfig {
     crate::scene::SceneConfig::from_json(&doc).unwrap_or_default()
 }
 
-/// Per-frame stage histograms and first/last completion marks, filled by the observer.
+/// Per-frame stage histograms and completion marks, filled by the observer.
 #[derive(Default)]
 struct Observed {
     hist: Option<(Histogram<u64>, Histogram<u64>, Histogram<u64>)>,
-    first: Option<Instant>,
-    last: Option<Instant>,
+    /// When each inferred frame completed, in order (bounded by `max_marks`).
+    marks: Vec<Instant>,
+    max_marks: usize,
 }
 
 /// The full pipeline into a counting sink, stopped after `frames` inferred frames.
@@ -167,17 +171,16 @@ pub(super) fn full_pipeline(
 ) -> Result<PipelineRun, BenchError> {
     let observed = Arc::new(Mutex::new(Observed {
         hist: Some((us_hist(), us_hist(), us_hist())),
-        ..Default::default()
+        marks: Vec::new(),
+        max_marks: (frames as usize).saturating_mul(4).saturating_add(1000),
     }));
     let count = Arc::new(AtomicU64::new(0));
     let observer = {
         let (observed, count, pb) = (observed.clone(), count.clone(), pb.clone());
         Arc::new(move |_msg: &InferenceMessage, t: &StageTimes| {
             if let Ok(mut o) = observed.lock() {
-                if count.load(Ordering::Relaxed) < frames {
-                    let now = Instant::now();
-                    o.first.get_or_insert(now);
-                    o.last = Some(now);
+                if o.marks.len() < o.max_marks {
+                    o.marks.push(Instant::now());
                 }
                 if let Some(h) = o.hist.as_mut() {
                     let _ = h.0.record(us(t.preprocess));
@@ -189,7 +192,7 @@ pub(super) fn full_pipeline(
             pb.inc(1);
         })
     };
-    let cpu0 = sys::cpu_seconds();
+    let mut cpu0 = sys::cpu_seconds();
     let t0 = Instant::now();
     let pipeline = Pipeline::start(
         config,
@@ -210,7 +213,20 @@ pub(super) fn full_pipeline(
             ..Default::default()
         },
     )?;
-    while count.load(Ordering::Relaxed) < frames && !pipeline.is_finished() {
+    // `frames` frames are measured once the layout is settled (the tuner reports it after
+    // the chosen layout is serving); the tuning before it is reported on its own.
+    let mut settled: Option<u64> = None;
+    let limit = frames.saturating_mul(4).saturating_add(1000);
+    loop {
+        let n = count.load(Ordering::Relaxed);
+        if settled.is_none() && pipeline.stats.layout().is_some() {
+            settled = Some(n);
+            cpu0 = sys::cpu_seconds();
+        }
+        let done = settled.is_some_and(|s| n >= s + frames) || n >= limit;
+        if done || pipeline.is_finished() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
     let cpu_s = sys::cpu_seconds() - cpu0;
@@ -231,14 +247,19 @@ pub(super) fn full_pipeline(
         .hist
         .take()
         .unwrap_or_else(|| (us_hist(), us_hist(), us_hist()));
+    let m = &o.marks;
+    let from = (settled.unwrap_or(0) as usize).min(m.len().saturating_sub(1));
+    let to = (from + frames as usize).min(m.len());
+    let span = |a: usize, b: usize| match (m.get(a), m.get(b)) {
+        (Some(a), Some(b)) => b.saturating_duration_since(*a),
+        _ => Duration::ZERO,
+    };
     Ok(PipelineRun {
-        frames: count.load(Ordering::Relaxed).min(frames),
+        frames: (to - from) as u64,
         dropped: stats.ingest.frames_dropped.load(Ordering::Relaxed),
-        startup: o.first.map(|f| f.duration_since(t0)).unwrap_or_default(),
-        steady: match (o.first, o.last) {
-            (Some(f), Some(l)) => l.duration_since(f),
-            _ => Duration::ZERO,
-        },
+        startup: m.first().map(|f| f.duration_since(t0)).unwrap_or_default(),
+        tuning: span(0, from),
+        steady: span(from, to.saturating_sub(1)),
         cpu_s,
         preprocess,
         infer,

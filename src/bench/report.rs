@@ -26,6 +26,10 @@ pub struct BackendResult {
     pub pipeline_over_ceiling: f64,
     /// Pipeline start to the first inferred frame (GStreamer preroll, first decode).
     pub startup_ms: f64,
+    /// First inferred frame to the layout settled (auto-tuning trials and loads; the
+    /// pipeline fps is measured after it, on `frames` frames).
+    #[serde(default)]
+    pub tuning_ms: f64,
     pub frames: u64,
     pub dropped: u64,
     pub preprocess_ms: Percentiles,
@@ -108,7 +112,7 @@ pub fn table(r: &Report) -> String {
     );
     let width = r.results.iter().map(|b| b.model.len()).fold(5, usize::max);
     out += &format!(
-        "{:<width$} {:>7} {:>7} {:<10} {:>3} {:>9} {:>9} {:>8} {:>9} {:>6} {:>8} {:>17} {:>17} {:>17} {:>20} {:>8} {:>8}\n",
+        "{:<width$} {:>7} {:>7} {:<10} {:>3} {:>9} {:>9} {:>8} {:>9} {:>6} {:>8} {:>7} {:>17} {:>17} {:>17} {:>20} {:>8} {:>8}\n",
         "model",
         "limit",
         "p/limit",
@@ -120,6 +124,7 @@ pub fn table(r: &Report) -> String {
         "pipeline",
         "ratio",
         "start ms",
+        "tune ms",
         "pre p50/95/99",
         "infer p50/95/99",
         "dec+nms p50/95/99",
@@ -130,7 +135,7 @@ pub fn table(r: &Report) -> String {
     let p = |p: &Percentiles| format!("{:.2}/{:.2}/{:.2}", p.p50, p.p95, p.p99);
     for b in &r.results {
         out += &format!(
-            "{:<width$} {:>7.1} {:>7.3} {:<10} {:>3} {:>9.1} {:>9.1} {:>8.2} {:>9.1} {:>6.3} {:>8.0} {:>17} {:>17} {:>17} {:>20} {:>8.4} {:>8.1}\n",
+            "{:<width$} {:>7.1} {:>7.3} {:<10} {:>3} {:>9.1} {:>9.1} {:>8.2} {:>9.1} {:>6.3} {:>8.0} {:>7.0} {:>17} {:>17} {:>17} {:>20} {:>8.4} {:>8.1}\n",
             b.model,
             b.limit.fps,
             b.pipeline_over_limit,
@@ -142,6 +147,7 @@ pub fn table(r: &Report) -> String {
             b.pipeline_fps,
             b.pipeline_over_ceiling,
             b.startup_ms,
+            b.tuning_ms,
             p(&b.preprocess_ms),
             p(&b.infer_ms),
             p(&b.decode_nms_ms),

@@ -258,16 +258,15 @@ impl AutoLayout {
                     tracing::info!(layout = %best, measured = %table.join(", "), "engine layout chosen");
                     let verdict = report(best, fps, "auto", tried);
                     *lock(engine.tuning()) = None;
-                    stats.set_layout(verdict.clone());
                     self.state = State::Settled {
                         engine: engine.id(),
                     };
                     if best == engine.layout() {
-                        engine.set_tuned(verdict);
+                        engine.set_tuned(verdict.clone());
                     } else {
                         match engine.relayout(best) {
                             Ok(e) => {
-                                e.set_tuned(verdict);
+                                e.set_tuned(verdict.clone());
                                 self.swap(engine, e, slot)
                             }
                             Err(e) => {
@@ -275,6 +274,8 @@ impl AutoLayout {
                             }
                         }
                     }
+                    // Reported once the chosen layout serves (the bench measures from here).
+                    stats.set_layout(verdict);
                     return;
                 }
             }
