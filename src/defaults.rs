@@ -154,6 +154,10 @@ pub const STATIONARY_MOVE: f32 = 0.2;
 /// 4 KB metering chunk. On the sample clip's 59 events: 59 messages at 0 s, 40 at 1 s, 33 at
 /// 2 s (frames mode: 789). An event waits at most this long; 0 sends each at once.
 pub const EVENTS_BATCH_SECS: f32 = 2.0;
+/// A line crossing needs the foot this far off the line on both sides, as a fraction of
+/// the box's height: detector jitter is ~5% of the size per edge (`docs/tracking.md`), so a
+/// person standing on the line does not count in, out, in, out.
+pub const LINE_MARGIN: f32 = 0.15;
 /// A track absent this long without an `ended` notice is ended by the scene itself.
 pub const TRACK_FORGET_SECS: f32 = 30.0;
 /// At most this many zones and lines together, and points per polygon.

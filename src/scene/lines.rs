@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::config::LineConfig;
 use super::geometry::{bottom_centre, crossing, side, Direction, Point};
+use crate::defaults;
 use crate::engine::BBox;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,9 +24,10 @@ pub struct InOut {
 #[derive(Debug, Default)]
 pub struct Lines {
     config: BTreeMap<String, LineConfig>,
-    /// Per track, per line: the last foot position that was strictly off the line. A step
-    /// onto the line waits for the next step off it, so touching the line never counts and
-    /// crossing via a point exactly on it counts once.
+    /// Per track, per line: the last foot position that was clearly off the line (by the
+    /// margin, see `update`). A step into the margin waits for the next step clearly off
+    /// it, so touching the line never counts, crossing via a point on it counts once, and a
+    /// person standing on the line (detector jitter) does not count in, out, in, out.
     last: HashMap<String, BTreeMap<String, Point>>,
     counts: BTreeMap<String, BTreeMap<String, InOut>>,
 }
@@ -60,8 +62,11 @@ impl Lines {
     }
 
     /// One observation of a track: the lines it crossed since its previous observation.
+    /// The foot must leave the line by `LINE_MARGIN` of the box's height (a scale that
+    /// follows the object's size on the image) to be on a side.
     pub fn update(&mut self, track: &str, label: &str, bbox: &BBox) -> Vec<LineCrossing> {
         let foot = bottom_centre(bbox);
+        let margin = (defaults::LINE_MARGIN * bbox.h.max(0.0)) as f64;
         if !self.last.contains_key(track) {
             self.last.insert(track.to_string(), BTreeMap::new());
         }
@@ -70,8 +75,9 @@ impl Lines {
         };
         let mut out = Vec::new();
         for (name, l) in &self.config {
+            let len = distance(l.from, l.to).max(1e-9);
             let s = side(l.from, l.to, foot);
-            if s == 0.0 {
+            if s == 0.0 || s.abs() / len < margin {
                 continue;
             }
             let prev = match last.get_mut(name) {
@@ -130,6 +136,11 @@ impl Lines {
     }
 }
 
+fn distance(a: Point, b: Point) -> f64 {
+    let (dx, dy) = ((b[0] - a[0]) as f64, (b[1] - a[1]) as f64);
+    (dx * dx + dy * dy).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +188,21 @@ mod tests {
         // Onto the line and back: none.
         assert!(walk(&mut l, "a", "person", &[0.5, 0.7]).is_empty());
         assert!(walk(&mut l, "b", "person", &[0.4, 0.5, 0.4]).is_empty());
+    }
+
+    #[test]
+    fn standing_on_the_line_does_not_count_in_out_in_out() {
+        // Box height 0.25: the margin is 0.0375 either side of y = 0.5. Detector jitter of
+        // a person standing on the line (feet within +-0.03) crosses nothing.
+        let mut l = Lines::new(&lines(&[]));
+        let jitter = [0.4, 0.47, 0.53, 0.48, 0.52, 0.47, 0.53, 0.49];
+        assert!(walk(&mut l, "a", "person", &jitter).is_empty());
+        // Then walking on down crosses once; back into the margin and out again: no more.
+        assert_eq!(
+            walk(&mut l, "a", "person", &[0.56, 0.52, 0.58]),
+            vec![Direction::In]
+        );
+        assert_eq!(l.totals()["gate"]["person"], InOut { r#in: 1, out: 0 });
     }
 
     #[test]
