@@ -122,9 +122,11 @@ pub struct RunArgs {
     /// and counts), or both. Default: frames on stdout, events with --mqtt and in module mode.
     #[arg(long)]
     pub output_mode: Option<OutputMode>,
-    /// Zones and lines (JSON, the twin's schema), e.g. {"zones": {"door": {"polygon": ...}}}.
-    #[arg(long)]
-    pub zones: Option<PathBuf>,
+    /// Zones and lines (JSON, the twin's schema), e.g. {"zones": {"door": {"polygon": ...}}},
+    /// for every source. NAME=FILE gives source NAME (a --source name) its own instead; it
+    /// then runs only those (not merged with the shared file). Repeatable.
+    #[arg(long, value_name = "[NAME=]FILE")]
+    pub zones: Vec<String>,
     /// Write each track's best snapshot as JPEG under this folder.
     #[arg(long)]
     pub snapshots: Option<PathBuf>,
@@ -148,6 +150,9 @@ pub struct RunArgs {
 pub struct SceneArgs {
     pub output_mode: OutputMode,
     pub scene: edgelens::scene::SceneConfig,
+    /// `--zones NAME=FILE`: a source's own zones and lines, by source key (`default` for a
+    /// single source), with the shared knobs.
+    pub own: BTreeMap<String, edgelens::scene::SceneConfig>,
     pub snapshots: Option<edgelens::snapshot::SnapshotSettings>,
 }
 
@@ -159,10 +164,13 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
     } else {
         OutputMode::Frames
     });
-    let scene = match &args.zones {
-        Some(p) => edgelens::scene::SceneConfig::load(p).context("--zones")?,
+    let (top, own) = super::sources::zone_files(&args.zones, |v| std::path::Path::new(v).is_file())
+        .map_err(anyhow::Error::msg)?;
+    let scene = match &top {
+        Some(p) => edgelens::scene::SceneConfig::load(p.as_ref()).context("--zones")?,
         None => edgelens::scene::SceneConfig::default(),
     };
+    let own = own_scenes(args, &scene, own)?;
     edgelens::track::by_name(&args.tracker, edgelens::track::TrackerConfig::default())
         .context("--tracker")?;
     edgelens::snapshot::ContainerName::parse(&args.blob_container).context("--blob-container")?;
@@ -178,8 +186,52 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
     Ok(SceneArgs {
         output_mode,
         scene,
+        own,
         snapshots,
     })
+}
+
+/// Each `--zones NAME=FILE`: the source it names, its file read and checked like the shared
+/// one, and the shared file's knobs (a source's file carries zones and lines only).
+fn own_scenes(
+    args: &RunArgs,
+    shared: &edgelens::scene::SceneConfig,
+    files: Vec<(String, String)>,
+) -> anyhow::Result<BTreeMap<String, edgelens::scene::SceneConfig>> {
+    let mut out = BTreeMap::new();
+    for (name, file) in files {
+        let key = super::sources::zone_target(&name, &args.source.source, args.name.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        let s = edgelens::scene::SceneConfig::load(file.as_ref())
+            .with_context(|| format!("--zones {name}="))?;
+        let knobs = edgelens::scene::SceneConfig {
+            zones: Default::default(),
+            lines: Default::default(),
+            ..s.clone()
+        };
+        anyhow::ensure!(
+            knobs == edgelens::scene::SceneConfig::default(),
+            "--zones {name}={file}: a source's own file holds zones and lines only; put the counts, heartbeat and stationary settings in the shared --zones file"
+        );
+        let own = edgelens::scene::SceneConfig {
+            zones: s.zones,
+            lines: s.lines,
+            ..shared.clone()
+        };
+        out.insert(key, own);
+    }
+    let total = shared.zones.len()
+        + shared.lines.len()
+        + out
+            .values()
+            .map(|s| s.zones.len() + s.lines.len())
+            .sum::<usize>();
+    let max = edgelens::defaults::SCENE_MAX_SHAPES_TOTAL;
+    anyhow::ensure!(
+        total <= max,
+        "--zones: {total} zones and lines in all files together; at most {max}"
+    );
+    Ok(out)
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -270,7 +322,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = args.max_fps {
         anyhow::ensure!(f > 0.0, "--max-fps must be > 0, got {f}");
     }
-    let scene = scene_args(&args)?;
+    let mut scene = scene_args(&args)?;
     let several = args.source.source.len() > 1;
     anyhow::ensure!(
         !(several && args.name.is_some()),
@@ -300,6 +352,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, Some(s)) => s.name.clone(),
         (None, None) => String::new(),
     };
+    // One source: its own file simply is the scene (and the live view edits it).
+    if let Some(own) = scene.own.remove(edgelens::defaults::DEFAULT_SOURCE) {
+        scene.scene = own;
+    }
+    let scenes = std::mem::take(&mut scene.own)
+        .into_iter()
+        .map(|(k, s)| (k, Arc::new(s)))
+        .collect();
     let settings = Arc::new(ArcSwap::from_pointee(LiveSettings {
         filter: DetectionFilter {
             min_confidence: args.min_confidence,
@@ -309,6 +369,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         source_name: source_name.clone(),
         output_mode: scene.output_mode,
         scene: Arc::new(scene.scene),
+        scenes,
     }));
     let ui = super::ui::start_ui(
         &args,

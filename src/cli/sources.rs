@@ -54,6 +54,59 @@ fn derived(uri: &str) -> String {
     }
 }
 
+/// `--zones` values: a bare FILE is the zones and lines of every source without its own (at
+/// most one); `NAME=FILE` gives source NAME its own, once per name. `NAME=` splits only
+/// when NAME is a valid name and the whole value is no existing file (`a=b.json` may be a
+/// file name).
+pub fn zone_files(
+    values: &[String],
+    is_file: impl Fn(&str) -> bool,
+) -> Result<(Option<String>, Vec<(String, String)>), String> {
+    let mut top = None;
+    let mut own: Vec<(String, String)> = Vec::new();
+    for v in values {
+        match v.split_once('=') {
+            Some((n, f)) if valid_name(n) && !f.is_empty() && !is_file(v) => {
+                if own.iter().any(|(o, _)| o == n) {
+                    return Err(format!("--zones {n}=... is given twice: one file per source"));
+                }
+                own.push((n.to_string(), f.to_string()));
+            }
+            _ if top.is_some() => {
+                return Err(format!(
+                    "--zones {v}: a second file for every source; give one, or NAME=FILE for one source"
+                ))
+            }
+            _ => top = Some(v.clone()),
+        }
+    }
+    Ok((top, own))
+}
+
+/// The source a `--zones NAME=FILE` names: its key among several `--source`s, or for one
+/// source `default` (any of its names: `default`, `--name`, `--source NAME=`, or the name
+/// derived from its uri).
+pub fn zone_target(name: &str, sources: &[String], alias: Option<&str>) -> Result<String, String> {
+    let all = named(sources);
+    if sources.len() <= 1 {
+        let own = all.first().map(|(n, _)| n.as_str());
+        if name == edgelens::defaults::DEFAULT_SOURCE || Some(name) == own || Some(name) == alias {
+            return Ok(edgelens::defaults::DEFAULT_SOURCE.to_string());
+        }
+    } else if all.iter().any(|(n, _)| n == name) {
+        return Ok(name.to_string());
+    }
+    let mut known: Vec<String> = all.into_iter().map(|(n, _)| n).collect();
+    if sources.len() <= 1 {
+        known.extend(alias.map(str::to_string));
+        known.push(edgelens::defaults::DEFAULT_SOURCE.to_string());
+    }
+    Err(format!(
+        "--zones {name}=...: no source named '{name}'; the sources are {}",
+        known.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +145,57 @@ mod tests {
         assert_eq!(n(&["rtsp://u:p@h:554"])[0].0, "source");
         assert!(!valid_name(".hidden") && !valid_name("") && !valid_name("a b"));
         assert_eq!(n(&["a b=test"])[0].1, "a b=test", "'a b' is no name");
+    }
+
+    #[test]
+    fn zones_files_are_shared_or_per_source() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = |_: &str| false;
+        let (top, own) = zone_files(&v(&["z.json", "cam1=a.json", "cam2=b.json"]), none).unwrap();
+        assert_eq!(top.as_deref(), Some("z.json"));
+        assert_eq!(
+            own,
+            [
+                ("cam1".into(), "a.json".into()),
+                ("cam2".into(), "b.json".into())
+            ]
+        );
+        // A file whose name holds '=' stays a file.
+        let (top, own) = zone_files(&v(&["a=b.json"]), |f| f == "a=b.json").unwrap();
+        assert_eq!((top.as_deref(), own.len()), (Some("a=b.json"), 0));
+        assert!(zone_files(&v(&["a.json", "b.json"]), none)
+            .unwrap_err()
+            .contains("second file"));
+        assert!(zone_files(&v(&["c=a.json", "c=b.json"]), none)
+            .unwrap_err()
+            .contains("twice"));
+    }
+
+    #[test]
+    fn zones_name_a_source_or_say_which_exist() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let two = v(&["door=test", "yard=samples/vtest.mp4"]);
+        assert_eq!(zone_target("yard", &two, None).unwrap(), "yard");
+        let e = zone_target("gate", &two, None).unwrap_err();
+        assert!(
+            e.contains("no source named 'gate'") && e.contains("door, yard"),
+            "{e}"
+        );
+        // One source answers to every name it has, as `default`.
+        let one = v(&["cam=test"]);
+        for n in ["cam", "default", "front"] {
+            assert_eq!(
+                zone_target(n, &one, Some("front")).unwrap(),
+                "default",
+                "{n}"
+            );
+        }
+        assert!(zone_target("door", &one, None)
+            .unwrap_err()
+            .contains("cam, default"));
+        assert!(
+            zone_target("default", &two, None).is_err(),
+            "several: name one"
+        );
     }
 }
