@@ -302,3 +302,7 @@ fn encode_loop(tap: Weak<Tap>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tap_tests.rs"]
+mod tests;
