@@ -54,14 +54,14 @@ fn derived(uri: &str) -> String {
     }
 }
 
+/// The shared `--zones` file, and `(source name, file)` per `--zones NAME=FILE`.
+pub type ZoneFiles = (Option<String>, Vec<(String, String)>);
+
 /// `--zones` values: a bare FILE is the zones and lines of every source without its own (at
 /// most one); `NAME=FILE` gives source NAME its own, once per name. `NAME=` splits only
 /// when NAME is a valid name and the whole value is no existing file (`a=b.json` may be a
 /// file name).
-pub fn zone_files(
-    values: &[String],
-    is_file: impl Fn(&str) -> bool,
-) -> Result<(Option<String>, Vec<(String, String)>), String> {
+pub fn zone_files(values: &[String], is_file: impl Fn(&str) -> bool) -> Result<ZoneFiles, String> {
     let mut top = None;
     let mut own: Vec<(String, String)> = Vec::new();
     for v in values {
