@@ -315,3 +315,28 @@ fn changing_one_sources_zones_through_the_twin_leaves_the_other_alone() {
         "{reason}"
     );
 }
+
+/// Module mode: `--zones NAME=FILE` is that source's own set in the base config the twin
+/// overrides, reported as `config.sources.<name>.zones`; an unknown NAME stops the start.
+#[test]
+fn command_line_zones_per_source_are_the_module_base() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = write(dir.path(), "a.json", &json!({"zones": band("zoneOfA")}));
+    let v = sample_video().to_string_lossy().to_string();
+    let (sa, sb, za) = (format!("a={v}"), format!("b={v}"), format!("a={a}"));
+    let h = Harness::start(
+        json!({"model": {"name": "ssdlite-person", "backend": "ort"}}),
+        &[],
+        &["--source", &sa, "--source", &sb, "--zones", &za],
+    );
+    h.hub.wait(Duration::from_secs(60), "config reported", |s| {
+        s.reported["config"]["sources"]["b"].is_object()
+    });
+    let c = h.hub.reported()["config"]["sources"].clone();
+    assert!(c["a"]["zones"]["zoneOfA"]["polygon"].is_array(), "{c}");
+    assert!(c["b"].get("zones").is_none(), "{c}");
+    let out = run(bin()
+        .args(["run", "--no-module", "--metrics-addr", "off"])
+        .args(["--source", &sa, "--zones", &format!("b={a}")]));
+    assert_clean_failure(&out, &["no source named 'b'", "a, default"]);
+}

@@ -177,8 +177,8 @@ impl InferLoop {
         let name = src.name(&live).to_string();
         let stats = src.info.stats.clone();
         let t0 = Instant::now();
-        let scene = live.scene_for(&src.info.key).clone();
-        src.scene.follow_config(&scene);
+        let scene = live.scene_for(&src.info.key);
+        src.scene.follow_config(scene);
         let pts = pts_ms(&frame);
         let result = if self.tracking.enabled {
             let r = src.scene.frame(&frame, pts, &detections, min_score, &name);
@@ -203,7 +203,7 @@ impl InferLoop {
                 frame: &frame,
                 detections: &visible,
                 message: &msg,
-                scene: &scene,
+                scene,
                 editable: &live.scene,
                 events: &result.messages,
                 backend: engine.backend_name(),
