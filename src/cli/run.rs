@@ -164,13 +164,8 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
     } else {
         OutputMode::Frames
     });
-    let (top, own) = super::sources::zone_files(&args.zones, |v| std::path::Path::new(v).is_file())
-        .map_err(anyhow::Error::msg)?;
-    let scene = match &top {
-        Some(p) => edgelens::scene::SceneConfig::load(p.as_ref()).context("--zones")?,
-        None => edgelens::scene::SceneConfig::default(),
-    };
-    let own = own_scenes(args, &scene, own)?;
+    let (scene, own) =
+        super::sources::load_zones(&args.zones, &args.source.source, args.name.as_deref())?;
     edgelens::track::by_name(&args.tracker, edgelens::track::TrackerConfig::default())
         .context("--tracker")?;
     edgelens::snapshot::ContainerName::parse(&args.blob_container).context("--blob-container")?;
@@ -189,49 +184,6 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
         own,
         snapshots,
     })
-}
-
-/// Each `--zones NAME=FILE`: the source it names, its file read and checked like the shared
-/// one, and the shared file's knobs (a source's file carries zones and lines only).
-fn own_scenes(
-    args: &RunArgs,
-    shared: &edgelens::scene::SceneConfig,
-    files: Vec<(String, String)>,
-) -> anyhow::Result<BTreeMap<String, edgelens::scene::SceneConfig>> {
-    let mut out = BTreeMap::new();
-    for (name, file) in files {
-        let key = super::sources::zone_target(&name, &args.source.source, args.name.as_deref())
-            .map_err(anyhow::Error::msg)?;
-        let s = edgelens::scene::SceneConfig::load(file.as_ref())
-            .with_context(|| format!("--zones {name}="))?;
-        let knobs = edgelens::scene::SceneConfig {
-            zones: Default::default(),
-            lines: Default::default(),
-            ..s.clone()
-        };
-        anyhow::ensure!(
-            knobs == edgelens::scene::SceneConfig::default(),
-            "--zones {name}={file}: a source's own file holds zones and lines only; put the counts, heartbeat and stationary settings in the shared --zones file"
-        );
-        let own = edgelens::scene::SceneConfig {
-            zones: s.zones,
-            lines: s.lines,
-            ..shared.clone()
-        };
-        out.insert(key, own);
-    }
-    let total = shared.zones.len()
-        + shared.lines.len()
-        + out
-            .values()
-            .map(|s| s.zones.len() + s.lines.len())
-            .sum::<usize>();
-    let max = edgelens::defaults::SCENE_MAX_SHAPES_TOTAL;
-    anyhow::ensure!(
-        total <= max,
-        "--zones: {total} zones and lines in all files together; at most {max}"
-    );
-    Ok(out)
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -352,14 +304,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, Some(s)) => s.name.clone(),
         (None, None) => String::new(),
     };
-    // One source: its own file simply is the scene (and the live view edits it).
-    if let Some(own) = scene.own.remove(edgelens::defaults::DEFAULT_SOURCE) {
-        scene.scene = own;
-    }
-    let scenes = std::mem::take(&mut scene.own)
-        .into_iter()
-        .map(|(k, s)| (k, Arc::new(s)))
-        .collect();
+    let scenes = super::sources::local_scenes(&mut scene.scene, std::mem::take(&mut scene.own));
     let settings = Arc::new(ArcSwap::from_pointee(LiveSettings {
         filter: DetectionFilter {
             min_confidence: args.min_confidence,

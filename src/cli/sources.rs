@@ -3,6 +3,11 @@
 //! taken twice gets `-N` (its position) appended. A single bare `--source` keeps today's
 //! behaviour: its messages carry the name derived from the source (or `--name`).
 
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use edgelens::scene::SceneConfig;
+
 /// Names like the twin's `sources` keys (and model names): safe in a label and a path.
 pub fn valid_name(v: &str) -> bool {
     (1..=64).contains(&v.len())
@@ -107,6 +112,78 @@ pub fn zone_target(name: &str, sources: &[String], alias: Option<&str>) -> Resul
     ))
 }
 
+/// Each `--zones NAME=FILE`: the source it names, its file read and checked like the shared
+/// one, and the shared file's knobs (a source's file carries zones and lines only).
+pub fn own_scenes(
+    sources: &[String],
+    alias: Option<&str>,
+    shared: &SceneConfig,
+    files: Vec<(String, String)>,
+) -> anyhow::Result<BTreeMap<String, SceneConfig>> {
+    let mut out = BTreeMap::new();
+    for (name, file) in files {
+        let key = zone_target(&name, sources, alias).map_err(anyhow::Error::msg)?;
+        let s = SceneConfig::load(file.as_ref()).with_context(|| format!("--zones {name}="))?;
+        let knobs = SceneConfig {
+            zones: Default::default(),
+            lines: Default::default(),
+            ..s.clone()
+        };
+        anyhow::ensure!(
+            knobs == SceneConfig::default(),
+            "--zones {name}={file}: a source's own file holds zones and lines only; put the counts, heartbeat and stationary settings in the shared --zones file"
+        );
+        let own = SceneConfig {
+            zones: s.zones,
+            lines: s.lines,
+            ..shared.clone()
+        };
+        out.insert(key, own);
+    }
+    let total = shared.zones.len()
+        + shared.lines.len()
+        + out
+            .values()
+            .map(|s| s.zones.len() + s.lines.len())
+            .sum::<usize>();
+    let max = edgelens::defaults::SCENE_MAX_SHAPES_TOTAL;
+    anyhow::ensure!(
+        total <= max,
+        "--zones: {total} zones and lines in all files together; at most {max}"
+    );
+    Ok(out)
+}
+
+/// Every `--zones`: the shared set (empty without a bare file) and each source's own.
+pub fn load_zones(
+    values: &[String],
+    sources: &[String],
+    alias: Option<&str>,
+) -> anyhow::Result<(SceneConfig, BTreeMap<String, SceneConfig>)> {
+    let (top, own) =
+        zone_files(values, |v| std::path::Path::new(v).is_file()).map_err(anyhow::Error::msg)?;
+    let scene = match &top {
+        Some(p) => SceneConfig::load(p.as_ref()).context("--zones")?,
+        None => SceneConfig::default(),
+    };
+    let own = own_scenes(sources, alias, &scene, own)?;
+    Ok((scene, own))
+}
+
+/// Local mode's per-source scenes by pipeline key. With one source, its own file simply is
+/// the scene (so the live view edits what it runs).
+pub fn local_scenes(
+    shared: &mut SceneConfig,
+    mut own: BTreeMap<String, SceneConfig>,
+) -> BTreeMap<String, std::sync::Arc<SceneConfig>> {
+    if let Some(one) = own.remove(edgelens::defaults::DEFAULT_SOURCE) {
+        *shared = one;
+    }
+    own.into_iter()
+        .map(|(k, s)| (k, std::sync::Arc::new(s)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +274,26 @@ mod tests {
             zone_target("default", &two, None).is_err(),
             "several: name one"
         );
+    }
+
+    #[test]
+    fn one_sources_own_file_is_the_scene_several_keep_theirs() {
+        let z = |n: &str| SceneConfig {
+            zones: [(
+                n.to_string(),
+                serde_json::from_value(
+                    serde_json::json!({"polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]}),
+                )
+                .unwrap(),
+            )]
+            .into(),
+            ..SceneConfig::default()
+        };
+        let mut shared = z("shared");
+        let own = local_scenes(&mut shared, [("default".to_string(), z("mine"))].into());
+        assert!(own.is_empty() && shared.zones.contains_key("mine"));
+        let mut shared = z("shared");
+        let own = local_scenes(&mut shared, [("a".to_string(), z("mine"))].into());
+        assert!(own["a"].zones.contains_key("mine") && shared.zones.contains_key("shared"));
     }
 }
