@@ -228,3 +228,8 @@ pub const LAYOUT_WARMUP_FRAMES_PER_INSTANCE: u32 = 2;
 /// A layout must beat the one before it by this factor to be preferred (fewer instances
 /// use less memory, so near-ties go to the earlier, smaller layout).
 pub const LAYOUT_MIN_GAIN: f64 = 1.02;
+// --- Per-source zones and lines (issue 11 §3 with issue 12 §3) ---
+/// Zones and lines across the top-level set and every source's own set together: 32 per
+/// set is the per-camera rule; this bounds what one module (16 sources) evaluates and echoes
+/// in reported properties.
+pub const SCENE_MAX_SHAPES_TOTAL: usize = 256;

@@ -47,6 +47,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     });
     initial.zones = (!scene.zones.is_empty()).then(|| scene.zones.clone());
     initial.lines = (!scene.lines.is_empty()).then(|| scene.lines.clone());
+    // `--zones NAME=FILE`: that source's own zones and lines (`default` is `source`).
+    for (key, own) in &scene_args.own {
+        let s = match (&mut initial.source, &mut initial.sources) {
+            (Some(s), _) if key == edgelens::defaults::DEFAULT_SOURCE => s,
+            (_, Some(all)) => all
+                .get_mut(key)
+                .context("--zones names an unknown source")?,
+            _ => anyhow::bail!("--zones {key}=...: no such source"),
+        };
+        s.zones = Some(own.zones.clone());
+        s.lines = Some(own.lines.clone());
+    }
     initial.snapshots = Some(SnapshotsConfig {
         container: Some(args.blob_container.clone()),
     });
@@ -105,6 +117,7 @@ fn initial_config(args: &RunArgs) -> (DesiredConfig, PathBuf) {
         uri: Some(uri),
         params: (!params.is_empty()).then(|| params.clone()),
         max_fps: args.max_fps.map(f64::from),
+        ..Default::default()
     };
     // One --source is the twin's `source` (named `default`); several are its `sources`.
     let (single, several) = if args.source.source.len() > 1 {

@@ -122,9 +122,11 @@ pub struct RunArgs {
     /// and counts), or both. Default: frames on stdout, events with --mqtt and in module mode.
     #[arg(long)]
     pub output_mode: Option<OutputMode>,
-    /// Zones and lines (JSON, the twin's schema), e.g. {"zones": {"door": {"polygon": ...}}}.
-    #[arg(long)]
-    pub zones: Option<PathBuf>,
+    /// Zones and lines (JSON, the twin's schema), e.g. {"zones": {"door": {"polygon": ...}}},
+    /// for every source. NAME=FILE gives source NAME (a --source name) its own instead; it
+    /// then runs only those (not merged with the shared file). Repeatable.
+    #[arg(long, value_name = "[NAME=]FILE")]
+    pub zones: Vec<String>,
     /// Write each track's best snapshot as JPEG under this folder.
     #[arg(long)]
     pub snapshots: Option<PathBuf>,
@@ -148,6 +150,9 @@ pub struct RunArgs {
 pub struct SceneArgs {
     pub output_mode: OutputMode,
     pub scene: edgelens::scene::SceneConfig,
+    /// `--zones NAME=FILE`: a source's own zones and lines, by source key (`default` for a
+    /// single source), with the shared knobs.
+    pub own: BTreeMap<String, edgelens::scene::SceneConfig>,
     pub snapshots: Option<edgelens::snapshot::SnapshotSettings>,
 }
 
@@ -159,10 +164,8 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
     } else {
         OutputMode::Frames
     });
-    let scene = match &args.zones {
-        Some(p) => edgelens::scene::SceneConfig::load(p).context("--zones")?,
-        None => edgelens::scene::SceneConfig::default(),
-    };
+    let (scene, own) =
+        super::sources::load_zones(&args.zones, &args.source.source, args.name.as_deref())?;
     edgelens::track::by_name(&args.tracker, edgelens::track::TrackerConfig::default())
         .context("--tracker")?;
     edgelens::snapshot::ContainerName::parse(&args.blob_container).context("--blob-container")?;
@@ -178,6 +181,7 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
     Ok(SceneArgs {
         output_mode,
         scene,
+        own,
         snapshots,
     })
 }
@@ -270,7 +274,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = args.max_fps {
         anyhow::ensure!(f > 0.0, "--max-fps must be > 0, got {f}");
     }
-    let scene = scene_args(&args)?;
+    let mut scene = scene_args(&args)?;
     let several = args.source.source.len() > 1;
     anyhow::ensure!(
         !(several && args.name.is_some()),
@@ -300,6 +304,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, Some(s)) => s.name.clone(),
         (None, None) => String::new(),
     };
+    let scenes = super::sources::local_scenes(&mut scene.scene, std::mem::take(&mut scene.own));
     let settings = Arc::new(ArcSwap::from_pointee(LiveSettings {
         filter: DetectionFilter {
             min_confidence: args.min_confidence,
@@ -309,6 +314,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         source_name: source_name.clone(),
         output_mode: scene.output_mode,
         scene: Arc::new(scene.scene),
+        scenes,
     }));
     let ui = super::ui::start_ui(
         &args,

@@ -62,6 +62,7 @@ pub fn plan(document: &Value, current: Current<'_>) -> Result<Plan, Vec<String>>
     // The twin's sources may be fine alone and too many over the command line's.
     let mut errors = Vec::new();
     super::sources::check(&effective, &mut errors);
+    super::scenes::check(&effective, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -77,7 +78,8 @@ pub fn plan(document: &Value, current: Current<'_>) -> Result<Plan, Vec<String>>
             || effective.output != applied.output
             || effective.zones != applied.zones
             || effective.lines != applied.lines
-            || !sources.max_fps.is_empty(),
+            || !sources.max_fps.is_empty()
+            || !sources.scene.is_empty(),
         sources,
         load_model,
         config: effective,
@@ -213,6 +215,22 @@ mod tests {
         assert!(p.settings_changed);
         let both = json!({"source": {"uri": "test"}, "sources": {"default": {"uri": "test"}}});
         assert!(plan(&both, w.current()).unwrap_err()[0].contains("both define"));
+    }
+
+    #[test]
+    fn one_sources_zones_apply_live_and_touch_only_that_source() {
+        let mut w = World::new();
+        let tri = json!({"polygon": [[0.1, 0.5], [0.4, 0.5], [0.4, 1.0]]});
+        let two = json!({"sources": {"a": {"uri": "test"}, "b": {"uri": "test"}}});
+        w.applied = plan(&two, w.current()).unwrap().config;
+        let own = json!({"sources": {"a": {"uri": "test", "zones": {"door": tri}}, "b": {"uri": "test"}}});
+        let p = plan(&own, w.current()).unwrap();
+        assert!(p.settings_changed && !p.restart_source && p.load_model.is_none());
+        assert_eq!(p.sources.scene, ["a"]);
+        assert!(p.sources.restart.is_empty() && p.sources.start.is_empty());
+        let bad = json!({"sources": {"a": {"uri": "test", "zones": {"door": {"polygon": [[0.1, 0.5], [2.0, 0.5], [0.4, 1.0]]}}}}});
+        let errs = plan(&bad, w.current()).unwrap_err().join("; ");
+        assert!(errs.contains("sources.a.zones.door.polygon[1]"), "{errs}");
     }
 
     #[test]

@@ -40,8 +40,9 @@ pub struct DesiredConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputConfig>,
     /// Named polygons, coordinates normalized 0..1 of the frame; a track is inside when its
-    /// box's bottom centre is. At most 32 zones and lines in all, 64 points each. Applying
-    /// zones restarts nothing.
+    /// box's bottom centre is. At most 32 zones and lines in all, 64 points each (and 256
+    /// with every source's own). Applying zones restarts nothing. They apply to every source
+    /// that has no `zones` or `lines` of its own (`sources.<name>.zones`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zones: Option<BTreeMap<String, ZoneConfig>>,
     /// Named directed lines with in/out counters (crossing from the left of from->to to its
@@ -116,6 +117,23 @@ pub struct SourceConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("exclusiveMinimum" = 0, "maximum" = 240))]
     pub max_fps: Option<f64>,
+    /// This camera's own zones (same schema and rules as the top-level `zones`, normalized
+    /// to this source's frame). A source that sets `zones` or `lines` uses its own set
+    /// only: the top-level zones and lines are not merged in (`{}` means none). Without
+    /// either it uses the top-level ones. Applying them restarts nothing and leaves other
+    /// sources' tracks alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zones: Option<BTreeMap<String, ZoneConfig>>,
+    /// This camera's own lines (see `zones` for which set a source uses).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<BTreeMap<String, LineConfig>>,
+}
+
+impl SourceConfig {
+    /// True when this source has its own zones and lines instead of the top-level ones.
+    pub fn has_own_scene(&self) -> bool {
+        self.zones.is_some() || self.lines.is_some()
+    }
 }
 
 /// Filters applied to every frame's detections; they apply at the next frame.
@@ -261,6 +279,17 @@ fn overlay_source(b: &SourceConfig, o: &SourceConfig) -> SourceConfig {
             pick(&b.params, &o.params)
         },
         max_fps: pick(&b.max_fps, &o.max_fps),
+        // A twin source with its own zones or lines replaces the command line's set whole.
+        zones: if o.has_own_scene() {
+            o.zones.clone()
+        } else {
+            b.zones.clone()
+        },
+        lines: if o.has_own_scene() {
+            o.lines.clone()
+        } else {
+            b.lines.clone()
+        },
     }
 }
 

@@ -19,6 +19,7 @@ pub mod config;
 pub mod model_fetch;
 pub mod model_load;
 pub mod report;
+pub mod scenes;
 pub mod sources;
 mod supervise;
 mod twin;
@@ -259,6 +260,10 @@ fn live_settings(c: &DesiredConfig, sources: &BTreeMap<String, SourceSpec>) -> L
         // hub's daily quota.
         output_mode: c.output.as_ref().and_then(|o| o.mode).unwrap_or_default(),
         scene: Arc::new(config::scene(c)),
+        scenes: scenes::own(c)
+            .into_iter()
+            .map(|(n, s)| (n, Arc::new(s)))
+            .collect(),
     }
 }
 

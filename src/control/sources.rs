@@ -50,6 +50,8 @@ pub struct SourceChanges {
     pub restart: Vec<String>,
     /// Only maxFps changed: applied live.
     pub max_fps: Vec<String>,
+    /// Their zones or lines changed: applied live, their tracks kept.
+    pub scene: Vec<String>,
 }
 
 impl SourceChanges {
@@ -59,8 +61,8 @@ impl SourceChanges {
     }
 }
 
-pub fn changes(old: &DesiredConfig, new: &DesiredConfig) -> SourceChanges {
-    let (old, new) = (effective(old), effective(new));
+pub fn changes(old_cfg: &DesiredConfig, new_cfg: &DesiredConfig) -> SourceChanges {
+    let (old, new) = (effective(old_cfg), effective(new_cfg));
     let mut c = SourceChanges::default();
     for (name, n) in &new {
         match old.get(name) {
@@ -70,6 +72,7 @@ pub fn changes(old: &DesiredConfig, new: &DesiredConfig) -> SourceChanges {
             Some(_) => {}
         }
     }
+    c.scene = super::scenes::changed(old_cfg, new_cfg);
     c.stop = old
         .keys()
         .filter(|k| !new.contains_key(*k))

@@ -60,6 +60,7 @@ pub fn validate(c: &DesiredConfig) -> Vec<String> {
         check_name(&mut e, "output.name", n, 64);
     }
     e.extend(scene(c).validate());
+    super::scenes::check(c, &mut e);
     if let Some(name) = c.snapshots.as_ref().and_then(|s| s.container.as_ref()) {
         if let Err(err) = crate::snapshot::ContainerName::parse(name) {
             e.push(format!("snapshots.container: {err}"));

@@ -187,7 +187,8 @@ impl InferLoop {
         let name = src.name(&live).to_string();
         let stats = src.info.stats.clone();
         let t0 = Instant::now();
-        src.scene.follow_config(&live.scene);
+        let scene = live.scene_for(&src.info.key);
+        src.scene.follow_config(scene);
         let pts = pts_ms(&frame);
         let result = if self.tracking.enabled {
             let r = src.scene.frame(&frame, pts, &detections, min_score, &name);
@@ -212,7 +213,8 @@ impl InferLoop {
                 frame: &frame,
                 detections: &visible,
                 message: &msg,
-                scene: &live.scene,
+                scene,
+                editable: &live.scene,
                 events: &result.messages,
                 backend: engine.backend_name(),
                 labels: &engine.model().labels,

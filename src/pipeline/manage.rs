@@ -63,6 +63,7 @@ impl Pipeline {
         let (queue, frames) = FrameQueue::bounded(self.frame_queue);
         let info = SourceInfo {
             id,
+            key: key.clone(),
             name,
             stats: stats.clone(),
             max_fps: limit.clone(),

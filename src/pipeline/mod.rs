@@ -51,6 +51,16 @@ pub struct LiveSettings {
     pub output_mode: OutputMode,
     /// Zones, lines and event knobs; a new `Arc` (pointer compare) applies them live.
     pub scene: Arc<crate::scene::SceneConfig>,
+    /// Sources (by pipeline key: the twin's `sources` key, `default` for `source`) with
+    /// zones and lines of their own; every other source runs `scene`.
+    pub scenes: BTreeMap<String, Arc<crate::scene::SceneConfig>>,
+}
+
+impl LiveSettings {
+    /// The scene the source with pipeline key `key` runs: its own, else the shared one.
+    pub fn scene_for(&self, key: &str) -> &Arc<crate::scene::SceneConfig> {
+        self.scenes.get(key).unwrap_or(&self.scene)
+    }
 }
 
 /// `Default` keeps today's per-frame output (`Frames`), unlike [`OutputMode::default`]:
@@ -63,6 +73,7 @@ impl Default for LiveSettings {
             source_name: String::new(),
             output_mode: OutputMode::Frames,
             scene: Arc::new(crate::scene::SceneConfig::default()),
+            scenes: BTreeMap::new(),
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct SourceInput {
 #[derive(Clone)]
 pub(super) struct SourceInfo {
     pub id: u32,
+    /// The pipeline's key for it (`LiveSettings::scene_for` picks its zones by it).
+    pub key: String,
     /// `None`: follow `LiveSettings::source_name` (the single-source `Pipeline::start`).
     pub name: Option<String>,
     pub stats: Arc<SourceStats>,

@@ -164,39 +164,7 @@ impl SceneConfig {
 
     /// Every problem, each naming its field (`zones.door.polygon[2]`, ...).
     pub fn validate(&self) -> Vec<String> {
-        let mut e = Vec::new();
-        let shapes = self.zones.len() + self.lines.len();
-        if shapes > defaults::SCENE_MAX_SHAPES {
-            e.push(format!(
-                "{shapes} zones and lines in all; at most {}",
-                defaults::SCENE_MAX_SHAPES
-            ));
-        }
-        for (name, z) in &self.zones {
-            let f = format!("zones.{}", shown(name));
-            check_name(&mut e, &f, name);
-            check_polygon(&mut e, &f, &z.polygon);
-            check_classes(&mut e, &f, &z.classes);
-            if !(1..=MAX_MIN_FRAMES).contains(&z.min_frames) {
-                e.push(format!(
-                    "{f}.minFrames must be 1..{MAX_MIN_FRAMES}, got {}",
-                    z.min_frames
-                ));
-            }
-            check_secs(&mut e, &format!("{f}.loiterSecs"), z.loiter_secs, 0.0);
-        }
-        for (name, l) in &self.lines {
-            let f = format!("lines.{}", shown(name));
-            check_name(&mut e, &f, name);
-            check_point(&mut e, &format!("{f}.from"), l.from);
-            check_point(&mut e, &format!("{f}.to"), l.to);
-            if l.from == l.to {
-                e.push(format!(
-                    "{f} has zero length: from and to are the same point"
-                ));
-            }
-            check_classes(&mut e, &f, &l.classes);
-        }
+        let mut e = validate_shapes(&self.zones, &self.lines, "");
         check_secs(&mut e, "countsEverySecs", self.counts_every_secs, 1.0);
         check_secs(&mut e, "countsMinSecs", self.counts_min_secs, 0.0);
         check_secs(&mut e, "heartbeatSecs", self.heartbeat_secs, 1.0);
@@ -209,6 +177,55 @@ impl SceneConfig {
         }
         e
     }
+}
+
+/// The rules on one set of zones and lines (the top-level set, or one source's own);
+/// `prefix` goes before each field (`sources.cam1.` gives `sources.cam1.zones.door...`).
+pub fn validate_shapes(
+    zones: &BTreeMap<String, ZoneConfig>,
+    lines: &BTreeMap<String, LineConfig>,
+    prefix: &str,
+) -> Vec<String> {
+    let mut e = Vec::new();
+    let shapes = zones.len() + lines.len();
+    if shapes > defaults::SCENE_MAX_SHAPES {
+        let head = prefix.trim_end_matches('.');
+        let head = if head.is_empty() {
+            String::new()
+        } else {
+            format!("{head}: ")
+        };
+        e.push(format!(
+            "{head}{shapes} zones and lines in all; at most {}",
+            defaults::SCENE_MAX_SHAPES
+        ));
+    }
+    for (name, z) in zones {
+        let f = format!("{prefix}zones.{}", shown(name));
+        check_name(&mut e, &f, name);
+        check_polygon(&mut e, &f, &z.polygon);
+        check_classes(&mut e, &f, &z.classes);
+        if !(1..=MAX_MIN_FRAMES).contains(&z.min_frames) {
+            e.push(format!(
+                "{f}.minFrames must be 1..{MAX_MIN_FRAMES}, got {}",
+                z.min_frames
+            ));
+        }
+        check_secs(&mut e, &format!("{f}.loiterSecs"), z.loiter_secs, 0.0);
+    }
+    for (name, l) in lines {
+        let f = format!("{prefix}lines.{}", shown(name));
+        check_name(&mut e, &f, name);
+        check_point(&mut e, &format!("{f}.from"), l.from);
+        check_point(&mut e, &format!("{f}.to"), l.to);
+        if l.from == l.to {
+            e.push(format!(
+                "{f} has zero length: from and to are the same point"
+            ));
+        }
+        check_classes(&mut e, &f, &l.classes);
+    }
+    e
 }
 
 /// Names as for models: letters, digits, '.', '_', '-'; 1..64 characters.

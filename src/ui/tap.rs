@@ -25,7 +25,11 @@ pub struct TapFrame<'a> {
     /// What users see (at or above their threshold), in `message.inferences` order.
     pub detections: &'a [Detection],
     pub message: &'a InferenceMessage,
+    /// The zones and lines of this frame's source: what the picture draws.
     pub scene: &'a Arc<SceneConfig>,
+    /// The top-level zones and lines: what the editor shows and applies to (several
+    /// sources may each have their own; see `LiveSettings::scene_for`).
+    pub editable: &'a Arc<SceneConfig>,
     pub events: &'a [SceneMessage],
     pub backend: &'a str,
     pub labels: &'a [String],
@@ -166,12 +170,13 @@ impl Tap {
 
     /// The pipeline's per-frame call. Cheap unless watched (see the module docs).
     pub fn frame(&self, f: &TapFrame) {
-        if !Arc::ptr_eq(&self.scene.load(), f.scene) {
-            self.scene.store(f.scene.clone());
-            let s = f.scene.clone();
+        if !Arc::ptr_eq(&self.scene.load(), f.editable) {
+            self.scene.store(f.editable.clone());
+            // Counts of shapes that no longer exist go; a source's own shapes stay.
+            let (s, own) = (f.editable.clone(), f.scene.clone());
             lock(&self.events).retain_counts(|k| match k.split_once(':') {
-                Some(("zone", n)) => s.zones.contains_key(n),
-                Some(("line", n)) => s.lines.contains_key(n),
+                Some(("zone", n)) => s.zones.contains_key(n) || own.zones.contains_key(n),
+                Some(("line", n)) => s.lines.contains_key(n) || own.lines.contains_key(n),
                 _ => false,
             });
         }
@@ -297,3 +302,7 @@ fn encode_loop(tap: Weak<Tap>) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tap_tests.rs"]
+mod tests;

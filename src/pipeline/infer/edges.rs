@@ -18,7 +18,7 @@ impl InferLoop {
     /// A source that joined gets its own tracker and scene.
     pub(super) fn join_source(&mut self, info: SourceInfo) {
         let id = info.id;
-        let scene = self.shared.settings.load().scene.clone();
+        let scene = self.shared.settings.load().scene_for(&info.key).clone();
         match self.tracking.factory.make(info, scene) {
             Ok(src) => {
                 self.sources.insert(id, src);

@@ -1,0 +1,99 @@
+use super::*;
+use crate::ingest::{Geometry, ScaleTarget};
+use crate::message::{FrameInfo, ModelInfo};
+use crate::model::ColorOrder;
+use crate::scene::ZoneConfig;
+
+fn frame(source: u32) -> Frame {
+    let target = ScaleTarget {
+        width: 8,
+        height: 8,
+        letterbox: false,
+        order: ColorOrder::Rgb,
+    };
+    Frame {
+        seq: 0,
+        pts_ms: Some(0),
+        width: 16,
+        height: 8,
+        pixels: vec![0; 8 * 8 * 3],
+        order: ColorOrder::Rgb,
+        geometry: Geometry::new(&target, 16, 8),
+        received: Instant::now(),
+        source,
+    }
+}
+
+fn scene(zone: &str) -> Arc<SceneConfig> {
+    let z = ZoneConfig {
+        polygon: vec![[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]],
+        classes: vec![],
+        min_frames: 1,
+        loiter_secs: 0.0,
+    };
+    Arc::new(SceneConfig {
+        zones: [(zone.to_string(), z)].into(),
+        ..SceneConfig::default()
+    })
+}
+
+/// Two sources with their own zones: each captured picture carries the zones of the source
+/// it shows; the editor keeps showing the shared set.
+#[test]
+fn the_picture_draws_the_shown_sources_zones_and_the_editor_the_shared_ones() {
+    let tap = Tap::new(TapSettings {
+        fps: 1000.0,
+        width: 16,
+        quality: 50,
+        events: 10,
+    })
+    .unwrap();
+    let _watching = tap.viewer();
+    let message = InferenceMessage {
+        timestamp: String::new(),
+        source: String::new(),
+        frame: FrameInfo {
+            pts_ms: 0,
+            width: 16,
+            height: 8,
+        },
+        model: ModelInfo {
+            name: "m".into(),
+            version: "1".into(),
+        },
+        inferences: vec![],
+    };
+    let shared = scene("shared");
+    for (src, own) in [(0, scene("zoneOfA")), (1, scene("zoneOfB"))] {
+        let f = frame(src);
+        // The encoder thread competes for each capture: offer the frame until the test
+        // takes one itself.
+        let mut taken = None;
+        for _ in 0..100 {
+            tap.next_capture.store(0, Ordering::Relaxed);
+            tap.frame(&TapFrame {
+                frame: &f,
+                detections: &[],
+                message: &message,
+                scene: &own,
+                editable: &shared,
+                events: &[],
+                backend: "ort",
+                labels: &[],
+            });
+            taken = lock(&tap.slot).take();
+            if taken.is_some() {
+                break;
+            }
+        }
+        let c = taken.expect("a capture");
+        assert!(
+            Arc::ptr_eq(&c.scene, &own),
+            "source {src} shows its own zones"
+        );
+        assert!(
+            Arc::ptr_eq(&tap.scene(), &shared),
+            "the editor edits the shared set"
+        );
+    }
+}
