@@ -92,6 +92,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             metrics,
             realtime: args.source.realtime,
             tracker: args.tracker.clone(),
+            snapshot_crop: scene_args.snapshots.as_ref().is_some_and(|s| s.crop),
             snapshots: scene_args.snapshots.map(|s| s.root),
             ui,
         },

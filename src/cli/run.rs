@@ -130,6 +130,10 @@ pub struct RunArgs {
     /// Write each track's best snapshot as JPEG under this folder.
     #[arg(long)]
     pub snapshots: Option<PathBuf>,
+    /// With --snapshots: also write the box alone as `<track-id>-crop.jpg` beside each
+    /// snapshot (the live view's event thumbnails then show the object, not the whole frame).
+    #[arg(long, requires = "snapshots")]
+    pub snapshot_crop: bool,
     /// Tracker: bytetrack (default), sort or iou.
     #[arg(long, default_value = edgelens::defaults::TRACKER)]
     pub tracker: String,
@@ -175,7 +179,7 @@ pub fn scene_args(args: &RunArgs) -> anyhow::Result<SceneArgs> {
         .map(|root| edgelens::snapshot::SnapshotSettings {
             root: root.clone(),
             retention: edgelens::snapshot::Retention::default(),
-            crop: false,
+            crop: args.snapshot_crop,
             container: args.blob_container.clone(),
         });
     Ok(SceneArgs {

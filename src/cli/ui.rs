@@ -21,6 +21,7 @@ pub fn start_ui(
         threads: args.model.threads,
         source: source.to_string(),
         snapshots: args.snapshots.clone(),
+        crop_thumbs: args.snapshot_crop,
         control,
     })?;
     tracing::info!(url = %format!("http://{}/", ui.addr), read_only, "live view");

@@ -71,6 +71,8 @@ pub struct ModuleOptions {
     pub tracker: String,
     /// `--snapshots DIR`: best snapshots per track go here (and to the twin's container).
     pub snapshots: Option<PathBuf>,
+    /// `--snapshot-crop`: the box alone beside each snapshot.
+    pub snapshot_crop: bool,
     /// The live view's tap (`--ui` in createOptions); the page is read-only here.
     pub ui: Option<Arc<crate::ui::Tap>>,
 }
@@ -349,7 +351,7 @@ impl Module {
             snapshots: self.opts.snapshots.as_ref().map(|root| SnapshotSettings {
                 root: root.clone(),
                 retention: Default::default(),
-                crop: false,
+                crop: self.opts.snapshot_crop,
                 container,
             }),
             ui: self.opts.ui.clone(),

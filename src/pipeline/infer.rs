@@ -197,6 +197,12 @@ impl InferLoop {
         } else {
             super::scene_stage::FrameResult::default()
         };
+        // The page's counts panel shows what is in each zone now, not the last counts
+        // message (those are throttled by countsMinSecs); only while someone watches.
+        let live_counts = match &self.shared.ui {
+            Some(ui) if self.tracking.enabled && ui.watched() => src.scene.live_counts(),
+            _ => None,
+        };
         let visible: Vec<Detection> = detections
             .into_iter()
             .filter(|d| d.confidence >= min_score)
@@ -216,6 +222,7 @@ impl InferLoop {
                 scene,
                 editable: &live.scene,
                 events: &result.messages,
+                counts: live_counts.as_ref(),
                 backend: engine.backend_name(),
                 labels: &engine.model().labels,
             });

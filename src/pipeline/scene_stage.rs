@@ -188,6 +188,11 @@ impl SceneStage {
         FrameResult { ids, messages }
     }
 
+    /// Counts as of the last frame, as a counts message; `None` without zones and lines.
+    pub fn live_counts(&self) -> Option<SceneMessage> {
+        self.scene.live_counts(self.last_pts)
+    }
+
     /// This frame's scene messages on their way out: what the event batch lets go now.
     pub fn outgoing(&mut self, messages: Vec<SceneMessage>, now: Instant) -> Vec<SceneMessage> {
         self.batch.push(messages, self.last_pts, now)

@@ -124,6 +124,15 @@ impl Scene {
         out
     }
 
+    /// What is in each zone and has crossed each line now (a counts message outside the
+    /// counts schedule, for the live view); `None` without zones and lines.
+    pub fn live_counts(&self, pts_ms: u64) -> Option<SceneMessage> {
+        if self.config.zones.is_empty() && self.config.lines.is_empty() {
+            return None;
+        }
+        Some(SceneMessage::from_counts(&self.counts_now(pts_ms)))
+    }
+
     fn counts_now(&self, pts_ms: u64) -> CountsSnapshot {
         CountsSnapshot {
             zones: self.zones.present(),

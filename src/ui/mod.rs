@@ -34,6 +34,8 @@ pub struct UiOptions {
     pub source: String,
     /// The snapshots folder, for event thumbnails.
     pub snapshots: Option<PathBuf>,
+    /// Snapshots have crops (`--snapshot-crop`): thumbnails show them.
+    pub crop_thumbs: bool,
     /// `None`: read-only (module mode).
     pub control: Option<Control>,
 }
@@ -46,6 +48,7 @@ pub struct UiContext {
     pub fps: f32,
     pub source: String,
     pub snapshots: Option<PathBuf>,
+    pub crop_thumbs: bool,
     streams: Arc<tokio::sync::Semaphore>,
 }
 
@@ -89,6 +92,7 @@ pub fn start(o: UiOptions) -> Result<Ui, UiError> {
         fps: o.fps,
         source: o.source,
         snapshots: o.snapshots,
+        crop_thumbs: o.crop_thumbs,
         streams: Arc::new(tokio::sync::Semaphore::new(defaults::UI_MAX_STREAMS)),
     });
     let addr = server::serve(o.addr, ctx).map_err(bind_err)?;

@@ -113,7 +113,18 @@ fn stats(ctx: &UiContext) -> serde_json::Value {
         o.insert("backend".into(), json!(serving.backend));
         o.insert("model".into(), json!(serving.model));
         o.insert("modelVersion".into(), json!(serving.version));
-        o.insert("threads".into(), json!(ctx.threads));
+        // The layout serving now (instances x threads, auto-tuned or fixed); before the
+        // first frame, the threads asked for.
+        match ctx.tap.stats().and_then(|s| s.layout()) {
+            Some(l) => {
+                o.insert("threads".into(), json!(l.threads));
+                o.insert("instances".into(), json!(l.instances));
+                o.insert("layoutChosen".into(), json!(l.chosen));
+            }
+            None => {
+                o.insert("threads".into(), json!(ctx.threads));
+            }
+        }
         o.insert("source".into(), json!(ctx.source));
         o.insert("viewers".into(), json!(ctx.tap.viewers()));
         o.insert("uiFps".into(), json!(ctx.fps));
@@ -137,6 +148,7 @@ fn events(ctx: &UiContext, query: Option<&str>) -> serde_json::Value {
             "events": r.since(after, 100),
             "counts": r.counts(),
             "snapshots": ctx.snapshots.is_some(),
+            "crops": ctx.crop_thumbs,
         })
     })
 }
@@ -317,6 +329,9 @@ impl Body for ChannelBody {
     }
 }
 
+/// How long `/snap/` waits for a snapshot file that is not written yet.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
+
 /// `/snap/<camera>/<day>/<track>.jpg` from the snapshots folder: plain names only.
 async fn snapshot(ctx: &UiContext, reference: &str) -> Reply {
     let Some(root) = &ctx.snapshots else {
@@ -326,9 +341,18 @@ async fn snapshot(ctx: &UiContext, reference: &str) -> Reply {
         return text(StatusCode::NOT_FOUND, "no such snapshot");
     }
     let path = root.join(reference);
-    match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() && m.len() <= 4 * 1024 * 1024 => {}
-        _ => return text(StatusCode::NOT_FOUND, "no such snapshot"),
+    // An event names its snapshot when it is queued; the writer thread lands it a few ms
+    // later, so a thumbnail asked for at once waits for it (bounded; connections are too).
+    let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+    loop {
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() && m.len() <= 4 * 1024 * 1024 => break,
+            Ok(_) => return text(StatusCode::NOT_FOUND, "no such snapshot"),
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                return text(StatusCode::NOT_FOUND, "no such snapshot")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
     match tokio::fs::read(&path).await {
         Ok(b) => reply(StatusCode::OK, "image/jpeg", b),

@@ -31,6 +31,8 @@ pub struct TapFrame<'a> {
     /// sources may each have their own; see `LiveSettings::scene_for`).
     pub editable: &'a Arc<SceneConfig>,
     pub events: &'a [SceneMessage],
+    /// The shown source's counts now (computed only while watched).
+    pub counts: Option<&'a SceneMessage>,
     pub backend: &'a str,
     pub labels: &'a [String],
 }
@@ -184,6 +186,9 @@ impl Tap {
         if !f.events.is_empty() {
             let time = chrono::Local::now().format("%H:%M:%S").to_string();
             lock(&self.events).push(f.events, &time);
+        }
+        if let Some(c) = f.counts {
+            lock(&self.events).push(std::slice::from_ref(c), "");
         }
         if !self.watched() {
             return;

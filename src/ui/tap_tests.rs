@@ -78,6 +78,7 @@ fn the_picture_draws_the_shown_sources_zones_and_the_editor_the_shared_ones() {
                 scene: &own,
                 editable: &shared,
                 events: &[],
+                counts: None,
                 backend: "ort",
                 labels: &[],
             });
@@ -95,5 +96,54 @@ fn the_picture_draws_the_shown_sources_zones_and_the_editor_the_shared_ones() {
             Arc::ptr_eq(&tap.scene(), &shared),
             "the editor edits the shared set"
         );
+    }
+}
+
+/// The counts panel follows the live counts handed in with each watched frame, not only
+/// the (throttled) counts messages.
+#[test]
+fn live_counts_update_the_counts_panel() {
+    let tap = Tap::new(TapSettings {
+        fps: 5.0,
+        width: 64,
+        quality: 70,
+        events: 10,
+    })
+    .unwrap();
+    let message = InferenceMessage {
+        timestamp: String::new(),
+        source: "cam".into(),
+        frame: FrameInfo {
+            pts_ms: 0,
+            width: 16,
+            height: 8,
+        },
+        model: ModelInfo {
+            name: "m".into(),
+            version: "1".into(),
+        },
+        inferences: vec![],
+    };
+    let own = scene("door");
+    let f = frame(0);
+    for present in [2u32, 3] {
+        let counts = SceneMessage::from_counts(&crate::scene::counts::CountsSnapshot {
+            zones: [("door".to_string(), [("person".to_string(), present)].into())].into(),
+            lines: Default::default(),
+            pts_ms: 0,
+        });
+        tap.frame(&TapFrame {
+            frame: &f,
+            detections: &[],
+            message: &message,
+            scene: &own,
+            editable: &own,
+            events: &[],
+            counts: Some(&counts),
+            backend: "ort",
+            labels: &[],
+        });
+        let shown = tap.with_events(|r| r.counts()["zone:door"]["present"].clone());
+        assert_eq!(shown, present.to_string());
     }
 }

@@ -110,7 +110,17 @@ fn save(path: &Path, png: &[u8]) {
 fn browser_live_view_stats_editor_and_apply() {
     let video = common::root().join("samples/vtest.mp4");
     let video = video.to_str().unwrap();
-    let e = edgelens(&["--source", video, "--realtime"]);
+    // Snapshots on, so the events list shows real thumbnails (served by /snap/).
+    let snaps = tempfile::tempdir().unwrap();
+    let snaps_dir = snaps.path().to_str().unwrap();
+    let e = edgelens(&[
+        "--source",
+        video,
+        "--realtime",
+        "--snapshots",
+        snaps_dir,
+        "--snapshot-crop",
+    ]);
     let driver = chromedriver();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -154,6 +164,17 @@ fn browser_live_view_stats_editor_and_apply() {
         assert!(f2.parse::<u64>().is_ok(), "{f2}");
         assert_ne!(text(&c, "stat-backend").await, "–");
         assert!(text(&c, "stat-infer").await.contains('/'));
+        // The layout serving (auto-tuned by default), e.g. "2 × 1 (auto)", not the request.
+        let layout = text(&c, "stat-threads").await;
+        let parts: Vec<&str> = layout.split_whitespace().collect();
+        assert!(
+            parts.len() == 4
+                && parts[0].parse::<u32>().is_ok_and(|n| n >= 1)
+                && parts[1] == "×"
+                && parts[2].parse::<u32>().is_ok_and(|n| n >= 1)
+                && (parts[3] == "(auto)" || parts[3] == "(fixed)"),
+            "layout shown as {layout:?}"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         save(
             &common::root().join("docs/ui-live.png"),
@@ -299,8 +320,39 @@ fn browser_live_view_stats_editor_and_apply() {
             },
         )
         .await;
+        // The counts panel is live: people stand in the walkway all along the clip.
+        wait_async(
+            "someone present in the counts panel",
+            Duration::from_secs(20),
+            || async {
+                let t = text(&c, "counts").await;
+                let n = t.lines().find_map(|l| l.strip_suffix(" present"))?;
+                (n.trim().rsplit(' ').next()?.parse::<u32>().ok()? > 0).then_some(())
+            },
+        )
+        .await;
         let first_row = c.find(Locator::Css("#events li.event")).await.unwrap();
         assert!(first_row.text().await.unwrap().contains('#'));
+        // Thumbnails: snapshot pictures that loaded (a decoded JPEG has a natural width),
+        // through /snap/ and the page's CSP.
+        wait_async(
+            "a loaded snapshot thumbnail",
+            Duration::from_secs(30),
+            || async {
+                let loaded = c
+                    .execute(
+                        // Crops (--snapshot-crop): the box alone, taller than wide.
+                        "return [...document.querySelectorAll('#events img.thumb')]\
+                     .filter(i => i.complete && i.src.endsWith('-crop.jpg')\
+                        && i.naturalHeight > i.naturalWidth).length",
+                        vec![],
+                    )
+                    .await
+                    .ok()?;
+                (loaded.as_u64()? > 0).then_some(())
+            },
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         save(
             &common::root().join("docs/ui-events.png"),

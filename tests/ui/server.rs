@@ -149,6 +149,7 @@ fn thousand_connections(addr: SocketAddr) -> Flood {
 #[test]
 fn module_mode_page_is_read_only() {
     let ui = edgelens::ui::start(edgelens::ui::UiOptions {
+        crop_thumbs: false,
         addr: "127.0.0.1:0".parse().unwrap(),
         fps: 5.0,
         threads: 1,

@@ -41,7 +41,9 @@ async function refreshStats() {
     $("stat-latency").textContent = fmt(s.latencyMsP50, 1) + " / " + fmt(s.latencyMsP95, 1);
     $("stat-frames").textContent = String(s.framesInferred ?? "–");
     $("stat-backend").textContent = s.backend || "–";
-    $("stat-threads").textContent = String(s.threads ?? "–");
+    $("stat-threads").textContent = s.instances
+      ? `${s.instances} × ${s.threads} (${s.layoutChosen})`
+      : (s.threads ? `1 × ${s.threads}` : "auto");
     $("stat-dropped").textContent = (s.dropped ?? "–") + " / " + (s.skipped ?? "–");
     $("stat-messages").textContent = String(s.messages ?? "–");
     $("stat-uptime").textContent = uptime(s.uptimeS || 0);
@@ -75,7 +77,7 @@ function describe(e) {
   }
 }
 
-function eventRow(e, snapshots) {
+function eventRow(e, snapshots, crops) {
   const li = document.createElement("li");
   const [text, cls] = describe(e);
   li.className = "event fresh " + cls;
@@ -86,7 +88,9 @@ function eventRow(e, snapshots) {
     thumb = document.createElement("img");
     thumb.loading = "lazy";
     thumb.alt = "snapshot";
-    thumb.src = "/snap/" + e.snapshot.split("/").map(encodeURIComponent).join("/");
+    // With --snapshot-crop the thumbnail is the object alone, else the whole frame.
+    const ref = crops ? e.snapshot.replace(/\.jpg$/, "-crop.jpg") : e.snapshot;
+    thumb.src = "/snap/" + ref.split("/").map(encodeURIComponent).join("/");
   } else {
     thumb = document.createElement("div");
     thumb.textContent = e.label ? e.label.slice(0, 1).toUpperCase() : "•";
@@ -115,7 +119,7 @@ async function refreshEvents() {
     if (fresh.length) {
       list.querySelector(".empty")?.remove();
       // Newest first: the response is newest first, so insert oldest first at the top.
-      for (const e of fresh.slice().reverse()) list.prepend(eventRow(e, r.snapshots));
+      for (const e of fresh.slice().reverse()) list.prepend(eventRow(e, r.snapshots, r.crops));
       while (list.children.length > 200) list.lastChild.remove();
       state.lastEvent = fresh[0].id;
     }
