@@ -158,6 +158,10 @@ pub const EVENTS_BATCH_SECS: f32 = 2.0;
 /// the box's height: detector jitter is ~5% of the size per edge (`docs/tracking.md`), so a
 /// person standing on the line does not count in, out, in, out.
 pub const LINE_MARGIN: f32 = 0.15;
+/// ...and at most this fraction of the frame (a big box near a line close to the frame's
+/// edge could otherwise never get clear of it). A track that ends within the margin past
+/// the line is not counted.
+pub const LINE_MARGIN_MAX: f32 = 0.03;
 /// A track absent this long without an `ended` notice is ended by the scene itself.
 pub const TRACK_FORGET_SECS: f32 = 30.0;
 /// At most this many zones and lines together, and points per polygon.

@@ -123,7 +123,7 @@ fn scripted_scenario_gives_the_exact_event_sequence() {
         (2, "c", "zoneEntered"),  // lot, after minFrames 3
         (38, "p", "zoneEntered"), // walk: raw inside from frame 36
         (58, "p", "zoneLeft"),
-        (80, "p", "lineCrossed"), // on the line at 75, 0.045 (0.15 box-heights) past it at 80
+        (79, "p", "lineCrossed"), // on the line at 75; 0.15 box-heights (0.045) capped at 0.03 past it
         (91, "p", "end"),
         (100, "c", "stationary"),
         (100, "f", "new"),
@@ -199,7 +199,7 @@ fn scripted_scenario_counts_coalesced_to_five_seconds() {
         ..config()
     });
     let frames: Vec<u64> = counts.iter().map(|(i, _)| *i).collect();
-    // Frames are 100 ms apart: changes at 2..80 go out at 0, 50 (5 s later) and 100; the
+    // Frames are 100 ms apart: changes at 2..79 go out at 0, 50 (5 s later) and 100; the
     // burst at 1000..1013 as one message.
     assert_eq!(frames, vec![0, 50, 100, 202, 400, 1000]);
 }
@@ -211,7 +211,7 @@ fn scripted_scenario_counts() {
     // First frame, each membership or crossing change, and once a minute when idle.
     assert_eq!(
         frames,
-        vec![0, 2, 38, 58, 80, 202, 400, 1000, 1004, 1006, 1010, 1013]
+        vec![0, 2, 38, 58, 79, 202, 400, 1000, 1004, 1006, 1010, 1013]
     );
     let p = |i: usize, inf: usize, k: &str| {
         counts[i].1.body.inferences[inf]

@@ -7,15 +7,18 @@
 //! (stalled) has its batches flushed by [`EventBatch::idle`]. Stream time alone decides while
 //! frames flow, so a file gives the same messages however fast it is processed.
 //!
-//! Order is kept: a group goes out only with every group opened before it, so a track's
-//! `new` always precedes its `update`s and `end`. Counts messages pass straight through.
+//! Order is kept per track: batches go out in the order they opened, and an event joins a
+//! batch only if no later batch holds an event of its track, so a track's `new` always
+//! precedes its `update`s and `end`, and `zoneEntered`, `zoneLeft`, `zoneEntered` stay in that
+//! order. Counts messages pass straight through.
 
 use std::time::{Duration, Instant};
 
 use super::message::{SceneMessage, OUTPUT_EVENTS};
 
-/// Body bytes a batch stays under: an IoT Hub metering chunk (4 KB) less room for the
-/// application properties and the envelope.
+/// Bytes of inferences plus routing properties (with the growing `trackId` list) a batch
+/// stays under: an IoT Hub metering chunk (4 KB) less 512 for the body's envelope and the
+/// `source`/`model` properties added when it is sent (names of at most 64 characters).
 pub const MAX_BATCH_BYTES: usize = 3_584;
 
 /// One open batch: events with equal routing properties.
@@ -36,6 +39,8 @@ pub struct EventBatch {
     open: Vec<Group>,
     /// When the source last delivered a frame.
     last_frame: Option<Instant>,
+    /// The last frame's stream time: a source that restarts its clock flushes everything.
+    last_pts: u64,
 }
 
 impl EventBatch {
@@ -46,6 +51,7 @@ impl EventBatch {
             max_bytes: MAX_BATCH_BYTES,
             open: Vec::new(),
             last_frame: None,
+            last_pts: 0,
         }
     }
 
@@ -66,26 +72,39 @@ impl EventBatch {
         now: Instant,
     ) -> Vec<SceneMessage> {
         self.last_frame = Some(now);
-        let mut out = self.due(pts_ms);
+        // A rebuilt source (reconnect, new input size) starts its stream time again: its
+        // open batches would wait for a time that may be an hour away.
+        let mut out = if pts_ms < self.last_pts {
+            self.flush()
+        } else {
+            self.due(pts_ms)
+        };
+        self.last_pts = pts_ms;
         for m in messages {
             if self.window_ms == 0 || m.output != OUTPUT_EVENTS {
                 out.push(m);
                 continue;
             }
             let key = routing_key(&m);
-            let size = body_bytes(&m);
-            match self.open.iter().position(|g| g.key == key) {
+            let id = track_id(&m);
+            let size = body_bytes(&m) + id.len() + 1;
+            // The newest batch of this kind, unless a later batch holds this track already.
+            let target = self
+                .open
+                .iter()
+                .rposition(|g| g.key == key)
+                .filter(|&i| !self.open[i + 1..].iter().any(|g| g.track_ids.contains(&id)));
+            match target {
                 Some(i) if self.open[i].bytes + size <= self.max_bytes => {
-                    merge(&mut self.open[i], m, size)
+                    merge(&mut self.open[i], m, id, size)
                 }
-                found => {
-                    // A full batch goes out (with everything opened before it) and a new
-                    // one starts: no message outgrows a metering chunk.
-                    if let Some(i) = found {
-                        out.extend(self.close_through(i));
-                    }
-                    self.open.push(open(key, m, size, pts_ms));
+                Some(i) => {
+                    // Full: it goes out (with everything opened before it) and a new one
+                    // starts, so no message outgrows a metering chunk.
+                    out.extend(self.close_through(i));
+                    self.open.push(open(key, m, id, size, pts_ms));
                 }
+                None => self.open.push(open(key, m, id, size, pts_ms)),
             }
         }
         out
@@ -148,18 +167,24 @@ fn track_id(m: &SceneMessage) -> String {
     m.property("trackId").unwrap_or_default().to_string()
 }
 
-fn open(key: Vec<(String, String)>, message: SceneMessage, bytes: usize, pts: u64) -> Group {
+fn open(
+    key: Vec<(String, String)>,
+    message: SceneMessage,
+    id: String,
+    size: usize,
+    pts: u64,
+) -> Group {
+    let props: usize = key.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
     Group {
         key,
-        track_ids: vec![track_id(&message)],
+        track_ids: vec![id],
         message,
         opened_pts: pts,
-        bytes,
+        bytes: props + size,
     }
 }
 
-fn merge(g: &mut Group, m: SceneMessage, size: usize) {
-    let id = track_id(&m);
+fn merge(g: &mut Group, m: SceneMessage, id: String, size: usize) {
     if !g.track_ids.contains(&id) {
         g.track_ids.push(id);
     }

@@ -63,10 +63,12 @@ impl Lines {
 
     /// One observation of a track: the lines it crossed since its previous observation.
     /// The foot must leave the line by `LINE_MARGIN` of the box's height (a scale that
-    /// follows the object's size on the image) to be on a side.
+    /// follows the object's size on the image), at most `LINE_MARGIN_MAX` of the frame so a
+    /// line near the frame's edge still has room past it, to be on a side.
     pub fn update(&mut self, track: &str, label: &str, bbox: &BBox) -> Vec<LineCrossing> {
         let foot = bottom_centre(bbox);
-        let margin = (defaults::LINE_MARGIN * bbox.h.max(0.0)) as f64;
+        let margin =
+            (defaults::LINE_MARGIN * bbox.h.max(0.0)).min(defaults::LINE_MARGIN_MAX) as f64;
         if !self.last.contains_key(track) {
             self.last.insert(track.to_string(), BTreeMap::new());
         }
@@ -203,6 +205,29 @@ mod tests {
             vec![Direction::In]
         );
         assert_eq!(l.totals()["gate"]["person"], InOut { r#in: 1, out: 0 });
+    }
+
+    #[test]
+    fn a_big_box_still_crosses_a_line_near_the_frame_edge() {
+        // Line at y = 0.95; a box 0.6 high: 0.15 of it (0.09) would need y >= 1.04, off the
+        // frame. The margin is capped at 0.03, so y = 0.99 counts.
+        let mut l = Lines::new(&BTreeMap::from([(
+            "exit".to_string(),
+            LineConfig {
+                from: [0.0, 0.95],
+                to: [1.0, 0.95],
+                classes: vec![],
+            },
+        )]));
+        let at = |y: f32| BBox {
+            l: 0.4,
+            t: y - 0.6,
+            w: 0.2,
+            h: 0.6,
+        };
+        assert!(l.update("a", "person", &at(0.85)).is_empty());
+        let c = l.update("a", "person", &at(0.99));
+        assert_eq!(c.len(), 1, "{c:?}");
     }
 
     #[test]
