@@ -19,13 +19,38 @@ pub fn last_desired(version: Option<i64>, rejected: Option<&str>) -> Value {
     json!({"version": version, "status": status, "reason": reason, "at": now_iso()})
 }
 
-/// `config`: the effective config, with the model that serves (not the one loading).
+/// Largest `config` echo: IoT Hub takes at most 32 KB of reported properties in all, and
+/// 256 shapes of 64 points would be several hundred KB.
+pub const MAX_CONFIG_ECHO: usize = 16 * 1024;
+
+/// `config`: the effective config, with the model that serves (not the one loading). Past
+/// [`MAX_CONFIG_ECHO`], zones and lines (top level and per source) are echoed by name only.
 pub fn config(applied: &DesiredConfig, serving: &ModelConfig) -> Value {
     let mut c = applied.clone();
     let mut m = serving.clone();
     m.uri = m.uri.as_deref().map(crate::redact::url);
     c.model = Some(m);
-    serde_json::to_value(&c).unwrap_or(Value::Null)
+    let mut v = serde_json::to_value(&c).unwrap_or(Value::Null);
+    if v.to_string().len() > MAX_CONFIG_ECHO {
+        names_only(&mut v);
+        if let Some(sources) = v.get_mut("sources").and_then(Value::as_object_mut) {
+            sources.values_mut().for_each(names_only);
+        }
+    }
+    v
+}
+
+/// `zones`/`lines` maps become lists of their names.
+fn names_only(v: &mut Value) {
+    for key in ["zones", "lines"] {
+        if let Some(shapes) = v.get_mut(key) {
+            let names: Vec<Value> = shapes
+                .as_object()
+                .map(|o| o.keys().map(|k| Value::String(k.clone())).collect())
+                .unwrap_or_default();
+            *shapes = json!({ "names": names, "omitted": "too large to echo; see desired" });
+        }
+    }
 }
 
 pub fn model(status: &ModelStatus) -> Value {
@@ -54,6 +79,32 @@ pub fn stats(pipeline: Option<StatsSnapshot>, session: &SessionStats) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_scene_is_echoed_by_names() {
+        let polygon: Vec<[f32; 2]> = (0..64).map(|i| [i as f32 / 64.0, 0.5]).collect();
+        let zones: serde_json::Map<String, Value> = (0..32)
+            .map(|i| (format!("z{i}"), json!({"polygon": polygon})))
+            .collect();
+        let applied: DesiredConfig = serde_json::from_value(json!({
+            "zones": zones,
+            "sources": {"a": {"uri": "samples/vtest.mp4", "zones": zones}}
+        }))
+        .unwrap();
+        let v = config(&applied, &ModelConfig::default());
+        assert!(
+            v.to_string().len() <= MAX_CONFIG_ECHO,
+            "{}",
+            v.to_string().len()
+        );
+        assert_eq!(v["zones"]["names"].as_array().unwrap().len(), 32);
+        assert_eq!(v["sources"]["a"]["zones"]["names"][0], "z0");
+        // A small scene is echoed whole.
+        let small: DesiredConfig =
+            serde_json::from_value(json!({"zones": {"d": {"polygon": [[0,0],[1,0],[1,1]]}}}))
+                .unwrap();
+        assert!(config(&small, &ModelConfig::default())["zones"]["d"]["polygon"].is_array());
+    }
 
     #[test]
     fn reported_config_carries_no_sas_token() {

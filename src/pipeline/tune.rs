@@ -256,7 +256,7 @@ impl AutoLayout {
                         .map(|r| format!("{}x{}: {} fps", r.instances, r.threads, r.fps))
                         .collect();
                     tracing::info!(layout = %best, measured = %table.join(", "), "engine layout chosen");
-                    let verdict = report(best, fps, "auto", tried);
+                    let mut verdict = report(best, fps, "auto", tried.clone());
                     *lock(engine.tuning()) = None;
                     self.state = State::Settled {
                         engine: engine.id(),
@@ -270,7 +270,16 @@ impl AutoLayout {
                                 self.swap(engine, e, slot)
                             }
                             Err(e) => {
-                                tracing::warn!(layout = %best, error = %e, "chosen layout failed to load; keeping the current one")
+                                tracing::warn!(layout = %best, error = %e, "chosen layout failed to load; keeping the current one");
+                                // Report what serves, not what was chosen.
+                                let now = engine.layout();
+                                let fps = tried
+                                    .iter()
+                                    .find(|r| {
+                                        r.instances == now.instances && r.threads == now.threads
+                                    })
+                                    .map(|r| r.fps);
+                                verdict = report(now, fps, "auto", tried);
                             }
                         }
                     }

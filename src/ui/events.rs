@@ -2,6 +2,7 @@
 //! bounded ring (the last N), plus the latest zone and line counts. Pure: no I/O.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -39,9 +40,15 @@ pub struct EventRing {
     capacity: usize,
     next_id: u64,
     events: VecDeque<UiEvent>,
-    /// `zone:door` / `line:gate` -> the count message's properties.
-    counts: BTreeMap<String, BTreeMap<String, String>>,
+    /// (source, `zone:door` / `line:gate`) -> the count message's properties.
+    counts: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Snapshot references named by events lately (newest last, bounded): `/snap/` waits for
+    /// these to be written, and answers 404 at once for anything else.
+    named: VecDeque<(Instant, String)>,
 }
+
+/// Snapshot references remembered for `/snap/`'s wait.
+const NAMED_MAX: usize = 256;
 
 impl EventRing {
     pub fn new(capacity: usize) -> EventRing {
@@ -50,14 +57,20 @@ impl EventRing {
             next_id: 1,
             events: VecDeque::new(),
             counts: BTreeMap::new(),
+            named: VecDeque::new(),
         }
     }
 
     /// Takes in one frame's scene messages; `time` is the wall clock shown on the page.
     pub fn push(&mut self, messages: &[SceneMessage], time: &str) {
+        self.push_from("", messages, time);
+    }
+
+    /// Like `push`, for one source's messages: counts are kept per source.
+    pub fn push_from(&mut self, source: &str, messages: &[SceneMessage], time: &str) {
         for m in messages {
             if m.output == OUTPUT_COUNTS {
-                self.take_counts(m);
+                self.take_counts(source, m);
                 continue;
             }
             let entity = m.body.inferences.iter().find_map(|i| i.entity.as_ref());
@@ -81,6 +94,12 @@ impl EventRing {
                     snapshot: p.get("snapshot").cloned(),
                 };
                 self.next_id += 1;
+                if let Some(s) = &row.snapshot {
+                    if self.named.len() == NAMED_MAX {
+                        self.named.pop_front();
+                    }
+                    self.named.push_back((Instant::now(), s.clone()));
+                }
                 if self.events.len() == self.capacity {
                     self.events.pop_front();
                 }
@@ -89,7 +108,20 @@ impl EventRing {
         }
     }
 
-    fn take_counts(&mut self, m: &SceneMessage) {
+    /// An event named this snapshot (or the snapshot whose crop this is) within `within`.
+    pub fn named_lately(&self, reference: &str, within: Duration) -> bool {
+        let whole = match reference.strip_suffix("-crop.jpg") {
+            Some(stem) => format!("{stem}.jpg"),
+            None => reference.to_string(),
+        };
+        self.named
+            .iter()
+            .rev()
+            .take_while(|(t, _)| t.elapsed() <= within)
+            .any(|(_, r)| *r == whole)
+    }
+
+    fn take_counts(&mut self, source: &str, m: &SceneMessage) {
         for ev in m.body.inferences.iter().filter_map(|i| i.event.as_ref()) {
             let key = match (ev.properties.get("zone"), ev.properties.get("line")) {
                 (Some(z), _) => format!("zone:{z}"),
@@ -97,13 +129,14 @@ impl EventRing {
                 _ => continue,
             };
             // Bounded by the scene's own shape limit; a stale shape is dropped on reset.
-            self.counts.insert(key, ev.properties.clone());
+            self.counts
+                .insert((source.to_string(), key), ev.properties.clone());
         }
     }
 
     /// Forgets counts of shapes that no longer exist (after zones change).
     pub fn retain_counts(&mut self, keep: impl Fn(&str) -> bool) {
-        self.counts.retain(|k, _| keep(k));
+        self.counts.retain(|(_, k), _| keep(k));
     }
 
     /// Events after `after`, newest first, at most `limit`.
@@ -117,8 +150,21 @@ impl EventRing {
             .collect()
     }
 
-    pub fn counts(&self) -> &BTreeMap<String, BTreeMap<String, String>> {
-        &self.counts
+    /// Counts per shape: `zone:door`, or with several sources `zone:door @ cam1`.
+    pub fn counts(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let first = self.counts.keys().next().map(|(s, _)| s);
+        let several = self.counts.keys().any(|(s, _)| Some(s) != first);
+        self.counts
+            .iter()
+            .map(|((source, key), p)| {
+                let k = if several {
+                    format!("{key} @ {source}")
+                } else {
+                    key.clone()
+                };
+                (k, p.clone())
+            })
+            .collect()
     }
 
     pub fn last_id(&self) -> u64 {
@@ -195,5 +241,37 @@ mod tests {
         assert_eq!(r.counts()["line:gate"]["in"], "5");
         r.retain_counts(|k| k == "zone:door");
         assert_eq!(r.counts().len(), 1);
+    }
+
+    #[test]
+    fn counts_of_several_sources_stay_apart() {
+        let mut r = EventRing::new(3);
+        r.push_from("cam1", &[counts_message()], "t");
+        assert!(
+            r.counts().contains_key("zone:door"),
+            "one source: plain names"
+        );
+        r.push_from("cam2", &[counts_message()], "t");
+        let keys: Vec<String> = r.counts().into_keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "line:gate @ cam1",
+                "line:gate @ cam2",
+                "zone:door @ cam1",
+                "zone:door @ cam2"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_snapshots_named_lately_are_waited_for() {
+        let mut r = EventRing::new(3);
+        r.push(&[event_message()], "t");
+        let d = Duration::from_secs(2);
+        assert!(r.named_lately("cam1/2026-01-01/1767261600-7.jpg", d));
+        assert!(r.named_lately("cam1/2026-01-01/1767261600-7-crop.jpg", d));
+        assert!(!r.named_lately("cam1/2026-01-01/other.jpg", d));
+        assert!(!r.named_lately("cam1/2026-01-01/1767261600-7.jpg", Duration::ZERO));
     }
 }

@@ -343,7 +343,12 @@ async fn snapshot(ctx: &UiContext, reference: &str) -> Reply {
     let path = root.join(reference);
     // An event names its snapshot when it is queued; the writer thread lands it a few ms
     // later, so a thumbnail asked for at once waits for it (bounded; connections are too).
-    let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+    // Only for snapshots an event named lately: anything else is a 404 at once, so missing
+    // files (a failed write, pruned by retention) cannot hold connections.
+    let wait = ctx
+        .tap
+        .with_events(|r| r.named_lately(reference, SNAPSHOT_WAIT));
+    let deadline = tokio::time::Instant::now() + if wait { SNAPSHOT_WAIT } else { Duration::ZERO };
     loop {
         match tokio::fs::metadata(&path).await {
             Ok(m) if m.is_file() && m.len() <= 4 * 1024 * 1024 => break,

@@ -185,10 +185,10 @@ impl Tap {
         self.follow_serving(f);
         if !f.events.is_empty() {
             let time = chrono::Local::now().format("%H:%M:%S").to_string();
-            lock(&self.events).push(f.events, &time);
+            lock(&self.events).push_from(&f.message.source, f.events, &time);
         }
         if let Some(c) = f.counts {
-            lock(&self.events).push(std::slice::from_ref(c), "");
+            lock(&self.events).push_from(&f.message.source, std::slice::from_ref(c), "");
         }
         if !self.watched() {
             return;
