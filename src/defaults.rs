@@ -220,3 +220,17 @@ pub const LAYOUT_WARMUP_FRAMES_PER_INSTANCE: u32 = 2;
 /// A layout must beat the one before it by this factor to be preferred (fewer instances
 /// use less memory, so near-ties go to the earlier, smaller layout).
 pub const LAYOUT_MIN_GAIN: f64 = 1.02;
+// --- ORT shared CPU arena (issue 12 §4, branch ortmem) ---
+/// One CPU arena for every ONNX Runtime session in the process (engine instances, the
+/// tuner's relayouts), instead of one per session. `EDGELENS_ORT_SHARING=off` (or
+/// `[backend.ort] shared_arena = false` in model.toml) restores one arena per session.
+pub const ORT_SHARED_ARENA: bool = true;
+/// One copy of a model's (optimized) weights for all its ORT sessions instead of one each:
+/// -12 MB per extra ssdlite-person session. `EDGELENS_ORT_SHARING=off` (or
+/// `[backend.ort] shared_weights = false`) restores one copy per session.
+pub const ORT_SHARED_WEIGHTS: bool = true;
+/// The shared arena grows by exactly what is asked for (ORT's kSameAsRequested = 1), not to
+/// the next power of two (0): no half-empty 16 MB chunk.
+pub const ORT_ARENA_EXTEND_STRATEGY: usize = 1;
+/// The shared arena's first chunk (ORT's default is 1 MB).
+pub const ORT_ARENA_INITIAL_CHUNK: usize = 1 << 20;
