@@ -220,17 +220,23 @@ pub const LAYOUT_WARMUP_FRAMES_PER_INSTANCE: u32 = 2;
 /// A layout must beat the one before it by this factor to be preferred (fewer instances
 /// use less memory, so near-ties go to the earlier, smaller layout).
 pub const LAYOUT_MIN_GAIN: f64 = 1.02;
-// --- ORT shared CPU arena (issue 12 §4, branch ortmem) ---
-/// One CPU arena for every ONNX Runtime session in the process (engine instances, the
-/// tuner's relayouts), instead of one per session. `EDGELENS_ORT_SHARING=off` (or
-/// `[backend.ort] shared_arena = false` in model.toml) restores one arena per session.
-pub const ORT_SHARED_ARENA: bool = true;
+// --- ORT sharing between sessions (issue 12 §1, §4; docs/memory.md) ---
+/// One CPU arena for every ONNX Runtime session in the process, growing by what is asked
+/// for, instead of one per session. Off: it saved only ~4 MB with 2 instances, and since it
+/// never shrinks it keeps the high-water mark of every session the process ever ran (a
+/// `bench` run peaked 20-30 MB higher; a model swap would keep the old model's arena).
+/// `[backend.ort] shared_arena = true` in model.toml, or `EDGELENS_ORT_SHARING=on`, opts in.
+pub const ORT_SHARED_ARENA: bool = false;
+/// The shared arena grows by exactly what is asked for (ORT's kSameAsRequested = 1), not to
+/// the next power of two (0).
+pub const ORT_ARENA_EXTEND_STRATEGY: usize = 1;
+/// The shared arena's first chunk (ORT's default is 1 MB).
+pub const ORT_ARENA_INITIAL_CHUNK: usize = 1 << 20;
 /// One copy of a model's (optimized) weights for all its ORT sessions instead of one each:
 /// -12 MB per extra ssdlite-person session. `EDGELENS_ORT_SHARING=off` (or
 /// `[backend.ort] shared_weights = false`) restores one copy per session.
 pub const ORT_SHARED_WEIGHTS: bool = true;
-/// The shared arena grows by exactly what is asked for (ORT's kSameAsRequested = 1), not to
-/// the next power of two (0): no half-empty 16 MB chunk.
-pub const ORT_ARENA_EXTEND_STRATEGY: usize = 1;
-/// The shared arena's first chunk (ORT's default is 1 MB).
-pub const ORT_ARENA_INITIAL_CHUNK: usize = 1 << 20;
+/// Threads of each libav decoder decodebin plugs (`avdec_*` `max-threads`; 0 = libav's
+/// choice, one per core plus one). One: -6 MB peak RSS on the sample clip for the same decode
+/// CPU; inference, not decode, fills the cores (docs/memory.md).
+pub const DECODER_MAX_THREADS: i32 = 1;

@@ -146,3 +146,35 @@ fn check(call: &'static str, status: OrtStatusPtr) -> Result<(), ArenaError> {
     };
     Err(ArenaError { call, message })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_arena_ort_refuses_is_an_error_with_ort_s_reason_not_a_panic() {
+        let env = super::super::environment().expect("ONNX Runtime (make deps)");
+        let bad = ArenaConfig {
+            extend_strategy: 7, // neither next-power-of-two (0) nor same-as-requested (1)
+            ..ArenaConfig::DEFAULT
+        };
+        let e = register(env, &bad).expect_err("invalid extend strategy");
+        let text = e.to_string();
+        assert!(text.starts_with("ONNX Runtime "), "{text}");
+        let engine: EngineError = e.into();
+        assert!(matches!(engine, EngineError::BackendUnavailable { .. }));
+    }
+
+    #[test]
+    fn the_arena_config_passes_both_keys() {
+        let keys: Vec<&str> = ArenaConfig::DEFAULT
+            .entries()
+            .iter()
+            .map(|(k, _)| k.to_str().expect("ascii"))
+            .collect();
+        assert_eq!(keys, ["arena_extend_strategy", "initial_chunk_size_bytes"]);
+        // ORT accepts them (a wrong key or value would fail CreateArenaCfgV2).
+        super::super::environment().expect("ONNX Runtime (make deps)");
+        ArenaCfg::new(&ArenaConfig::DEFAULT).expect("valid configuration");
+    }
+}

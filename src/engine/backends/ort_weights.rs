@@ -27,25 +27,32 @@ pub(super) struct Options {
     pub shared_weights: Option<bool>,
 }
 
-/// `off` turns both kinds of sharing off unless model.toml says otherwise (side-by-side runs).
+/// For side-by-side runs, unless model.toml says otherwise: `off` (neither kind of sharing),
+/// `arena` or `weights` (only that one), `on` (both).
 const SHARING_ENV_VAR: &str = "EDGELENS_ORT_SHARING";
 
 impl Options {
     pub(super) fn shared_arena(&self) -> bool {
         self.shared_arena
-            .unwrap_or_else(|| env_default(crate::defaults::ORT_SHARED_ARENA))
+            .unwrap_or_else(|| env_default("arena", crate::defaults::ORT_SHARED_ARENA))
     }
 
     pub(super) fn shared_weights(&self) -> bool {
         self.shared_weights
-            .unwrap_or_else(|| env_default(crate::defaults::ORT_SHARED_WEIGHTS))
+            .unwrap_or_else(|| env_default("weights", crate::defaults::ORT_SHARED_WEIGHTS))
     }
 }
 
-fn env_default(default: bool) -> bool {
-    match std::env::var(SHARING_ENV_VAR).as_deref() {
-        Ok("off") => false,
-        Ok("on") => true,
+fn env_default(kind: &str, default: bool) -> bool {
+    sharing_from(std::env::var(SHARING_ENV_VAR).ok().as_deref(), kind, default)
+}
+
+/// `kind` ("arena" or "weights") on or off, given the switch's value.
+fn sharing_from(value: Option<&str>, kind: &str, default: bool) -> bool {
+    match value {
+        Some("off") => false,
+        Some("on") => true,
+        Some(only) if only == "arena" || only == "weights" => only == kind,
         _ => default,
     }
 }
@@ -145,4 +152,120 @@ pub(super) fn commit_shared(builder: SessionBuilder, bytes: &[u8]) -> Result<Ses
         .map_err(|e| e.to_string())?
         .commit_from_memory(bytes)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::{load, InputTensor, LoadRequest};
+    use super::*;
+    use crate::engine::backends::SharedSlot;
+    use crate::model::{DType, ModelFormat};
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// ssdlite-person as the engine would ask for it, with sharing set by `options`.
+    fn request(shared: &SharedSlot, options: &str) -> LoadRequest {
+        let dir = root().join("models/ssdlite-person");
+        LoadRequest {
+            format: ModelFormat::Onnx,
+            path: dir.join("ssdlite-person.onnx"),
+            manifest: dir.join("model.toml"),
+            input_name: Some("Preprocessor/sub:0".into()),
+            input_shape: vec![1, 300, 300, 3],
+            input_dtype: DType::F32,
+            outputs: vec!["Squeeze:0".into(), "concat_1:0".into()],
+            threads: 1,
+            instances: 2,
+            shared: shared.clone(),
+            options: options.parse().expect("options"),
+        }
+    }
+
+    /// A real test image, stretched to 300x300 and scaled to [-1, 1] as model.toml says.
+    fn astronaut() -> InputTensor {
+        let img = image::open(root().join("tests/data/astronaut.png"))
+            .expect("test image")
+            .to_rgb8();
+        let img = image::imageops::resize(&img, 300, 300, image::imageops::FilterType::Triangle);
+        let data: Vec<f32> = img.as_raw().iter().map(|v| (*v as f32 - 127.5) / 127.5).collect();
+        InputTensor::F32(ndarray::ArrayD::from_shape_vec(vec![1, 300, 300, 3], data).expect("shape"))
+    }
+
+    fn optimized_in(shared: &SharedSlot) -> Option<Option<usize>> {
+        let slot = shared.lock().expect("slot");
+        let s = slot.as_ref()?.downcast_ref::<Shared>()?;
+        s.optimized.as_ref().map(|o| o.as_ref().map(|b| b.len()))
+    }
+
+    #[test]
+    fn instances_sharing_weights_and_arena_give_the_outputs_of_a_plain_session() {
+        let input = astronaut();
+        let plain = load(&request(
+            &SharedSlot::default(),
+            "shared_arena = false\nshared_weights = false",
+        ))
+        .expect("plain session");
+        let want = plain.run(&input).expect("plain run").0;
+
+        let shared = SharedSlot::default();
+        let sharing = "shared_arena = true\nshared_weights = true";
+        let a = load(&request(&shared, sharing)).expect("first instance");
+        let b = load(&request(&shared, sharing)).expect("second instance");
+        // The sharing path was taken: the slot holds the optimized model, made once.
+        assert!(matches!(optimized_in(&shared), Some(Some(n)) if n > 1 << 20));
+        for (name, backend) in [("first", &a), ("second", &b)] {
+            let got = backend.run(&input).expect("shared run").0;
+            assert_eq!(got.keys().collect::<std::collections::BTreeSet<_>>(), want.keys().collect());
+            for (k, v) in &want {
+                assert_eq!(got[k].shape(), v.shape(), "{name} instance, {k}");
+                assert!(
+                    got[k].iter().zip(v.iter()).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{name} instance, {k}: outputs differ from the plain session"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn weights_that_cannot_be_optimized_fall_back_to_a_copy_per_session() {
+        let shared = SharedSlot::default();
+        let req = request(&shared, "shared_weights = true");
+        prepacked(&req).expect("container");
+        let onnx = std::fs::read(&req.path).expect("model");
+        let failing = || -> Result<SessionBuilder, EngineError> {
+            Err(EngineError::Inference {
+                message: "no builder".into(),
+            })
+        };
+        assert!(optimized(&req, &onnx, &failing).is_none());
+        // Failed once, not tried again for this model (each load would pay for it).
+        assert_eq!(optimized_in(&shared), Some(None));
+        let backend = load(&req).expect("loads with its own copy");
+        let out = backend.run(&astronaut()).expect("runs");
+        assert_eq!(out.0["concat_1:0"].shape(), &[1, 1917, 2]);
+    }
+
+    #[test]
+    fn an_optimized_model_far_bigger_than_its_source_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("big.ort");
+        std::fs::write(&path, vec![0u8; 5 << 20]).expect("write");
+        let e = read_bounded(&path, 1 << 20).expect_err("5 MB from a 1 MB source");
+        assert!(e.contains("over 4x"), "{e}");
+        assert_eq!(read_bounded(&path, 2 << 20).expect("within 4x").len(), 5 << 20);
+    }
+
+    #[test]
+    fn the_sharing_switch_reads_off_on_and_one_kind() {
+        assert!(!sharing_from(Some("off"), "arena", true));
+        assert!(sharing_from(Some("on"), "weights", false));
+        assert!(sharing_from(Some("arena"), "arena", false));
+        assert!(!sharing_from(Some("arena"), "weights", true));
+        assert!(sharing_from(None, "weights", true));
+        assert!(!sharing_from(Some("bogus"), "weights", false));
+    }
 }
