@@ -232,10 +232,12 @@ pub const ORT_SHARED_ARENA: bool = false;
 pub const ORT_ARENA_EXTEND_STRATEGY: usize = 1;
 /// The shared arena's first chunk (ORT's default is 1 MB).
 pub const ORT_ARENA_INITIAL_CHUNK: usize = 1 << 20;
-/// One copy of a model's (optimized) weights for all its ORT sessions instead of one each:
-/// -12 MB per extra ssdlite-person session. `EDGELENS_ORT_SHARING=off` (or
-/// `[backend.ort] shared_weights = false`) restores one copy per session.
-pub const ORT_SHARED_WEIGHTS: bool = true;
+/// One copy of a model's optimized weights for all its ORT sessions instead of one each:
+/// -12 MB per extra ssdlite-person session (2x1: 181 -> 168 MB; auto: 197-231 -> 162-170 MB).
+/// Off: inference reading the weights in place ran 5-10% slower (docs/memory.md).
+/// `[backend.ort] shared_weights = true` in model.toml, or `EDGELENS_ORT_SHARING=weights`,
+/// opts in where memory matters more than that.
+pub const ORT_SHARED_WEIGHTS: bool = false;
 /// Threads of each libav decoder decodebin plugs (`avdec_*` `max-threads`; 0 = libav's
 /// choice, one per core plus one). One: -6 MB peak RSS on the sample clip for the same decode
 /// CPU; inference, not decode, fills the cores (docs/memory.md).

@@ -49,6 +49,8 @@ pub struct StartSettings {
     pub backend: String,
     pub video: String,
     pub threads: usize,
+    /// Engine instances (0 = `auto`, the tuner's choice, as `run` does by default).
+    pub instances: usize,
     /// Cold spawns (each a fresh process).
     pub runs: usize,
     /// Messages read before stopping a run (RSS is flat long before this).
@@ -61,7 +63,7 @@ pub fn measure(s: &StartSettings) -> Result<StartSection, StartError> {
         rows.push(one(s, run)?);
     }
     let note = format!(
-        "`edgelens run --source {} --model {} --backend {} --threads {} --metrics-addr off`, \
+        "`edgelens run --source {} --model {} --backend {} --threads {} --instances {} --metrics-addr off`, \
          spawned {} times: first_message_ms = process spawn to the first JSON line on stdout \
          (page cache warm, GStreamer registry cached); peak_rss_mb = the process's ru_maxrss \
          after up to {} messages. `edgelens bench --start` (src/bench/start.rs).",
@@ -69,13 +71,14 @@ pub fn measure(s: &StartSettings) -> Result<StartSection, StartError> {
         s.model.display(),
         s.backend,
         threads_arg(s.threads),
+        threads_arg(s.instances),
         rows.len(),
         s.messages
     );
     Ok(StartSection { rows, note })
 }
 
-/// `run --threads`: 0 is the bench's `auto`, which `run` spells out.
+/// `run --threads` / `--instances`: 0 is the bench's `auto`, which `run` spells out.
 fn threads_arg(threads: usize) -> String {
     match threads {
         0 => "auto".into(),
@@ -92,6 +95,7 @@ fn one(s: &StartSettings, run: usize) -> Result<StartRow, StartError> {
         .arg(&s.model)
         .args(["--backend", &s.backend])
         .args(["--threads", &threads_arg(s.threads)])
+        .args(["--instances", &threads_arg(s.instances)])
         .args(["--metrics-addr", "off"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
