@@ -237,3 +237,25 @@ pub const LAYOUT_MIN_GAIN: f64 = 1.02;
 /// set is the per-camera rule; this bounds what one module (16 sources) evaluates and echoes
 /// in reported properties.
 pub const SCENE_MAX_SHAPES_TOTAL: usize = 256;
+// --- ORT sharing between sessions (issue 12 §1, §4; docs/memory.md) ---
+/// One CPU arena for every ONNX Runtime session in the process, growing by what is asked
+/// for, instead of one per session. Off: it saved only ~4 MB with 2 instances, and since it
+/// never shrinks it keeps the high-water mark of every session the process ever ran (a
+/// `bench` run peaked 20-30 MB higher; a model swap would keep the old model's arena).
+/// `[backend.ort] shared_arena = true` in model.toml, or `EDGELENS_ORT_SHARING=on`, opts in.
+pub const ORT_SHARED_ARENA: bool = false;
+/// The shared arena grows by exactly what is asked for (ORT's kSameAsRequested = 1), not to
+/// the next power of two (0).
+pub const ORT_ARENA_EXTEND_STRATEGY: usize = 1;
+/// The shared arena's first chunk (ORT's default is 1 MB).
+pub const ORT_ARENA_INITIAL_CHUNK: usize = 1 << 20;
+/// One copy of a model's optimized weights for all its ORT sessions instead of one each:
+/// -12 MB per extra ssdlite-person session (2x1: 181 -> 168 MB; auto: 197-231 -> 162-170 MB).
+/// Off: inference reading the weights in place ran 5-10% slower (docs/memory.md).
+/// `[backend.ort] shared_weights = true` in model.toml, or `EDGELENS_ORT_SHARING=weights`,
+/// opts in where memory matters more than that.
+pub const ORT_SHARED_WEIGHTS: bool = false;
+/// Threads of each libav decoder decodebin plugs (`avdec_*` `max-threads`; 0 = libav's
+/// choice, one per core plus one). One: -6 MB peak RSS on the sample clip for the same decode
+/// CPU; inference, not decode, fills the cores (docs/memory.md).
+pub const DECODER_MAX_THREADS: i32 = 1;

@@ -181,6 +181,7 @@ fn start_section(
         backend: names.first().cloned().unwrap_or_default(),
         video: s.video.clone(),
         threads: s.threads,
+        instances: s.instances,
         runs: crate::defaults::START_RUNS,
         messages: crate::defaults::START_MESSAGES,
     };

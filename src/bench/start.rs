@@ -2,8 +2,10 @@
 //! real `edgelens run` (one source, stdout sink), measured from outside the process.
 //!
 //! Each run spawns this same binary as `edgelens run ... --metrics-addr off`, times the first
-//! JSON line on its stdout, reads `min(messages, clip)` lines, then kills it and takes its peak
-//! RSS from `wait4` (the kernel's ru_maxrss: right even when the child already exited).
+//! JSON line on its stdout, reads `min(messages, clip)` lines, then takes its peak RSS from
+//! its own `VmHWM` and kills it. wait4's ru_maxrss is only the fallback (a child that already
+//! exited): a spawned child shares this process's memory until it execs, so its ru_maxrss is
+//! never below this bench process's own peak.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +29,7 @@ pub struct StartRow {
     pub run: usize,
     /// Spawn to the first message line on stdout.
     pub first_message_ms: f64,
-    /// Peak RSS (ru_maxrss) of the process over the whole run.
+    /// Peak RSS (VmHWM) of the process over the whole run.
     pub peak_rss_mb: f64,
     /// Messages read before the process was stopped.
     pub messages: u64,
@@ -49,6 +51,8 @@ pub struct StartSettings {
     pub backend: String,
     pub video: String,
     pub threads: usize,
+    /// Engine instances (0 = `auto`, the tuner's choice, as `run` does by default).
+    pub instances: usize,
     /// Cold spawns (each a fresh process).
     pub runs: usize,
     /// Messages read before stopping a run (RSS is flat long before this).
@@ -61,21 +65,22 @@ pub fn measure(s: &StartSettings) -> Result<StartSection, StartError> {
         rows.push(one(s, run)?);
     }
     let note = format!(
-        "`edgelens run --source {} --model {} --backend {} --threads {} --metrics-addr off`, \
+        "`edgelens run --source {} --model {} --backend {} --threads {} --instances {} --metrics-addr off`, \
          spawned {} times: first_message_ms = process spawn to the first JSON line on stdout \
-         (page cache warm, GStreamer registry cached); peak_rss_mb = the process's ru_maxrss \
+         (page cache warm, GStreamer registry cached); peak_rss_mb = the process's VmHWM \
          after up to {} messages. `edgelens bench --start` (src/bench/start.rs).",
         s.video,
         s.model.display(),
         s.backend,
         threads_arg(s.threads),
+        threads_arg(s.instances),
         rows.len(),
         s.messages
     );
     Ok(StartSection { rows, note })
 }
 
-/// `run --threads`: 0 is the bench's `auto`, which `run` spells out.
+/// `run --threads` / `--instances`: 0 is the bench's `auto`, which `run` spells out.
 fn threads_arg(threads: usize) -> String {
     match threads {
         0 => "auto".into(),
@@ -92,6 +97,7 @@ fn one(s: &StartSettings, run: usize) -> Result<StartRow, StartError> {
         .arg(&s.model)
         .args(["--backend", &s.backend])
         .args(["--threads", &threads_arg(s.threads)])
+        .args(["--instances", &threads_arg(s.instances)])
         .args(["--metrics-addr", "off"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -115,9 +121,13 @@ fn one(s: &StartSettings, run: usize) -> Result<StartRow, StartError> {
             _ => break,
         }
     }
+    // The child's own high-water mark, read while it lives: wait4's ru_maxrss would also
+    // count this bench process, whose memory the child shared between spawn and exec.
+    let hwm_kb = own_peak_kb(pid);
     let _ = child.kill();
     drop(lines);
-    let (status, peak_kb) = reap(pid);
+    let (status, maxrss_kb) = reap(pid);
+    let peak_kb = hwm_kb.unwrap_or(maxrss_kb);
     let Some(first) = first else {
         return Err(StartError::NoMessage(status));
     };
@@ -129,6 +139,19 @@ fn one(s: &StartSettings, run: usize) -> Result<StartRow, StartError> {
         peak_rss_mb: (peak_kb as f64 / 1024.0 * 10.0).round() / 10.0,
         messages,
     })
+}
+
+/// `VmHWM` (KiB) from /proc/PID/status: the peak RSS of the process's own address space.
+fn own_peak_kb(pid: u32) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    vm_hwm_kb(&status)
+}
+
+fn vm_hwm_kb(status: &str) -> Option<i64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Waits for the child and returns its exit status and ru_maxrss (KiB).
@@ -147,4 +170,34 @@ fn model_name(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_hwm_is_read_from_proc_status() {
+        let status =
+            "Name:\tedgelens\nVmPeak:\t  900000 kB\nVmHWM:\t  146123 kB\nVmRSS:\t  140000 kB\n";
+        assert_eq!(vm_hwm_kb(status), Some(146123));
+        assert_eq!(vm_hwm_kb("Name:\tzombie\nState:\tZ (zombie)\n"), None);
+        let own = own_peak_kb(std::process::id()).expect("this process's status");
+        assert!(own > 0);
+    }
+
+    #[test]
+    fn a_spawned_child_s_peak_is_its_own_not_its_parent_s() {
+        // Hold 64 MB here so that the parent's peak dwarfs a `sleep`'s.
+        let ballast = vec![1u8; 64 << 20];
+        let mut child = Command::new("sleep").arg("5").spawn().expect("sleep");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let child_kb = own_peak_kb(child.id()).expect("child status");
+        let _ = child.kill();
+        let _ = child.wait();
+        let parent_kb = own_peak_kb(std::process::id()).expect("own status");
+        assert!(parent_kb >= 64 << 10, "parent: {parent_kb} kB");
+        assert!(child_kb < 16 << 10, "sleep's own peak: {child_kb} kB");
+        assert_eq!(ballast.iter().map(|b| *b as usize).sum::<usize>(), 64 << 20);
+    }
 }

@@ -60,6 +60,7 @@ pub fn build(spec: &SourceSpec, target: &ScaleTarget, mode: Mode) -> Result<Buil
             pipeline
         }
     };
+    super::decoders::cap_threads(&pipeline, crate::defaults::DECODER_MAX_THREADS);
     pipeline
         .add_many(&tail[1..])
         .map_err(|e| err(e.to_string()))?;

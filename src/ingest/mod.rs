@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod decoders;
 mod frame;
 mod graph;
 mod presets;

@@ -3,13 +3,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use super::{check_input_shape, Backend, InputTensor, LoadRequest, Outputs, Spec};
+use super::{check_input_shape, parse_options, Backend, InputTensor, LoadRequest, Outputs, Spec};
 use crate::engine::EngineError;
 use crate::model::ModelFormat;
+
+#[path = "ort_arena.rs"]
+mod arena;
+#[path = "ort_weights.rs"]
+mod ort_weights;
 
 pub(super) const SPEC: Spec = Spec {
     formats: &[ModelFormat::Onnx],
@@ -26,6 +31,9 @@ const PROJECT_LOCAL: &str = ".deps/onnxruntime";
 struct OrtBackend {
     // `Session::run` takes `&mut self`; inference is serialized per model anyway.
     session: Mutex<Session>,
+    /// The optimized model the session's initializers point into (`ort_weights`): declared
+    /// after `session`, so it is dropped after it.
+    _weights: Option<std::sync::Arc<[u8]>>,
     input_name: String,
     outputs: Vec<String>,
 }
@@ -100,31 +108,23 @@ fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
         path: req.path.clone(),
         message: e,
     };
-    let builder_err =
-        |e: ort::Error<ort::session::builder::SessionBuilder>| model_err(e.to_string());
-    let session = Session::builder(env)
-        .map_err(|e| model_err(e.to_string()))?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(builder_err)?
-        .with_intra_threads(req.threads.max(1))
-        .map_err(builder_err)?
-        .with_inter_threads(1)
-        .map_err(builder_err)?
-        // The arena stays on (off, every run mallocs and frees MBs: more RSS and sys time);
-        // the memory pattern goes: it reserves a second, planned block beside the arena.
-        .with_memory_pattern(crate::defaults::ORT_MEMORY_PATTERN)
-        .map_err(builder_err)?
-        // Several instances share the cores: threads that spin while idle steal them.
-        .with_intra_op_spinning(req.instances <= 1)
-        .map_err(builder_err)?
-        .with_prepacked_weights(&prepacked(req)?)
-        .map_err(builder_err)?
-        .commit_from_memory(&bytes)
-        .map_err(|e| {
-            model_err(format!(
-                "{e} (the file is not a valid ONNX model: truncated or corrupt?)"
-            ))
-        })?;
+    let options: ort_weights::Options = parse_options("ort", req)?;
+    let packed = ort_weights::prepacked(req)?;
+    let builder = || configure(env, req, &options, &packed).map_err(|e| model_err(e.to_string()));
+    let shared = options
+        .shared_weights()
+        .then(|| ort_weights::optimized(req, &bytes, &builder))
+        .flatten();
+    let (session, weights) = match shared {
+        Some(w) => match ort_weights::commit_shared(builder()?, &w) {
+            Ok(s) => (s, Some(w)),
+            Err(e) => {
+                tracing::warn!(error = %e, "ONNX Runtime: the shared-weights session failed; loading this one with its own copy");
+                (commit_onnx(builder()?, &bytes, &model_err)?, None)
+            }
+        },
+        None => (commit_onnx(builder()?, &bytes, &model_err)?, None),
+    };
 
     let input = match &req.input_name {
         Some(name) => session
@@ -179,25 +179,47 @@ fn load(req: &LoadRequest) -> Result<Box<dyn Backend>, EngineError> {
     crate::memory::release_freed();
     Ok(Box::new(OrtBackend {
         session: Mutex::new(session),
+        _weights: weights,
         input_name,
         outputs: req.outputs.clone(),
     }))
 }
 
-/// The model's prepacked-weights container, shared by all its instances: one copy of
-/// the packed weights however many sessions run it.
-fn prepacked(req: &LoadRequest) -> Result<PrepackedWeights, EngineError> {
-    let mut slot = req.shared.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(w) = slot.as_ref().and_then(|b| b.downcast_ref::<PrepackedWeights>()) {
-        return Ok(w.clone());
+/// A session builder with edgelens's settings for `req`.
+fn configure(
+    env: &'static ort::environment::Environment,
+    req: &LoadRequest,
+    options: &ort_weights::Options,
+    prepacked: &PrepackedWeights,
+) -> Result<SessionBuilder, ort::Error> {
+    let mut builder = Session::builder(env)?;
+    // Shared arena registered (or it failed and was warned about): sessions opt in.
+    if options.shared_arena() && arena::shared(env).is_ok() {
+        builder = builder.with_env_allocators().map_err(ort::Error::<()>::from)?;
     }
-    // ort panics instead of returning an error when the container cannot be made.
-    let w = std::panic::catch_unwind(PrepackedWeights::new).map_err(|_| EngineError::ModelLoad {
-        path: req.path.clone(),
-        message: "ONNX Runtime could not create a prepacked-weights container".into(),
-    })?;
-    *slot = Some(Box::new(w.clone()));
-    Ok(w)
+    Ok(builder
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_intra_threads(req.threads.max(1))?
+        .with_inter_threads(1)?
+        // The arena stays on (off, every run mallocs and frees MBs: more RSS and sys time);
+        // the memory pattern goes: it reserves a second, planned block beside the arena.
+        .with_memory_pattern(crate::defaults::ORT_MEMORY_PATTERN)?
+        // Several instances share the cores: threads that spin while idle steal them.
+        .with_intra_op_spinning(req.instances <= 1)?
+        .with_prepacked_weights(prepacked)?)
+}
+
+/// A session with its own copy of the weights, from the ONNX bytes.
+fn commit_onnx(
+    mut builder: SessionBuilder,
+    onnx: &[u8],
+    model_err: &dyn Fn(String) -> EngineError,
+) -> Result<Session, EngineError> {
+    builder.commit_from_memory(onnx).map_err(|e| {
+        model_err(format!(
+            "{e} (the file is not a valid ONNX model: truncated or corrupt?)"
+        ))
+    })
 }
 
 impl Backend for OrtBackend {
