@@ -13,11 +13,7 @@ fn desired() -> Value {
 }
 
 fn source_of(topic: &str) -> String {
-    topic
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("source="))
-        .unwrap_or_default()
-        .to_string()
+    common::edgehub::topic_property(topic, "source").unwrap_or_default()
 }
 
 /// Issue 9 item 8: a partial `source` patch keeps the command line's camera.
@@ -277,13 +273,7 @@ fn module_mode_sends_events_and_counts_and_rejects_bad_zones() {
             .filter(|(t, _, _)| t.contains("%24.on=events&"))
         {
             let infs = body["inferences"].as_array().expect("inferences");
-            let prop = |k: &str| {
-                topic
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-                    .and_then(|v| urlencoding::decode(v).ok().map(|v| v.into_owned()))
-                    .unwrap_or_default()
-            };
+            let prop = |k: &str| topic_property(topic, k).unwrap_or_default();
             let mut ids: Vec<String> = Vec::new();
             for i in infs {
                 if let Some(e) = i.get("entity") {

@@ -135,11 +135,7 @@ fn zones_for_an_unknown_source_or_a_bad_zone_are_clear_errors() {
 }
 
 fn source_of(topic: &str) -> String {
-    topic
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("source="))
-        .unwrap_or_default()
-        .to_string()
+    common::edgehub::topic_property(topic, "source").unwrap_or_default()
 }
 
 /// One event message as the hub got it: (arrival, source, track id, event names).

@@ -162,11 +162,7 @@ fn a_dead_and_a_broken_source_stall_no_live_one() {
 }
 
 fn source_of(topic: &str) -> String {
-    topic
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("source="))
-        .unwrap_or_default()
-        .to_string()
+    common::edgehub::topic_property(topic, "source").unwrap_or_default()
 }
 
 /// (arrival, pts) of one source's frame messages so far.

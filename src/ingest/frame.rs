@@ -111,6 +111,32 @@ pub struct Frame {
     pub source: u32,
 }
 
+impl Frame {
+    /// A black RGB frame of `input` pixels (stretched, no letterbox) standing for a
+    /// `width x height` original, at seq 0 and pts 0 from source 0: what unit tests feed
+    /// the stages after ingest.
+    #[cfg(test)]
+    pub(crate) fn blank(input: (u32, u32), width: u32, height: u32) -> Frame {
+        let t = ScaleTarget {
+            width: input.0,
+            height: input.1,
+            letterbox: false,
+            order: ColorOrder::Rgb,
+        };
+        Frame {
+            seq: 0,
+            pts_ms: Some(0),
+            width,
+            height,
+            pixels: vec![0; t.frame_bytes()],
+            order: t.order,
+            geometry: Geometry::new(&t, width, height),
+            received: Instant::now(),
+            source: 0,
+        }
+    }
+}
+
 /// How frames are delivered: the appsink settings and the queue policy follow from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -201,22 +227,10 @@ mod tests {
     use std::sync::Arc;
 
     fn frame(seq: u64) -> Frame {
-        let t = ScaleTarget {
-            width: 2,
-            height: 2,
-            letterbox: false,
-            order: ColorOrder::Rgb,
-        };
         Frame {
             seq,
             pts_ms: Some(seq * 10),
-            width: 4,
-            height: 4,
-            pixels: vec![0; t.frame_bytes()],
-            order: t.order,
-            geometry: Geometry::new(&t, 4, 4),
-            received: Instant::now(),
-            source: 0,
+            ..Frame::blank((2, 2), 4, 4)
         }
     }
 

@@ -24,24 +24,7 @@ fn stage() -> SceneStage {
 }
 
 fn frame() -> Frame {
-    use crate::ingest::{Geometry, ScaleTarget};
-    let target = ScaleTarget {
-        width: 8,
-        height: 8,
-        letterbox: false,
-        order: ColorOrder::Rgb,
-    };
-    Frame {
-        seq: 0,
-        pts_ms: Some(0),
-        width: 16,
-        height: 8,
-        pixels: vec![0; 8 * 8 * 3],
-        order: ColorOrder::Rgb,
-        geometry: Geometry::new(&target, 16, 8),
-        received: std::time::Instant::now(),
-        source: 0,
-    }
+    Frame::blank((8, 8), 16, 8)
 }
 
 #[test]

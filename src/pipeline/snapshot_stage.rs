@@ -181,27 +181,12 @@ fn write(snap: &mut Snapshotter, job: &Job) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::engine::BBox;
-    use crate::ingest::{Geometry, ScaleTarget};
-    use crate::model::ColorOrder;
     use crate::snapshot::{Retention, SnapshotStore};
 
     fn frame() -> Frame {
-        let target = ScaleTarget {
-            width: 32,
-            height: 32,
-            letterbox: false,
-            order: ColorOrder::Rgb,
-        };
         Frame {
-            seq: 0,
-            pts_ms: Some(0),
-            width: 64,
-            height: 32,
             pixels: vec![100; 32 * 32 * 3],
-            order: ColorOrder::Rgb,
-            geometry: Geometry::new(&target, 64, 32),
-            source: 0,
-            received: std::time::Instant::now(),
+            ..Frame::blank((32, 32), 64, 32)
         }
     }
 

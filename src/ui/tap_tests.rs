@@ -1,26 +1,11 @@
 use super::*;
-use crate::ingest::{Geometry, ScaleTarget};
 use crate::message::{FrameInfo, ModelInfo};
-use crate::model::ColorOrder;
 use crate::scene::ZoneConfig;
 
 fn frame(source: u32) -> Frame {
-    let target = ScaleTarget {
-        width: 8,
-        height: 8,
-        letterbox: false,
-        order: ColorOrder::Rgb,
-    };
     Frame {
-        seq: 0,
-        pts_ms: Some(0),
-        width: 16,
-        height: 8,
-        pixels: vec![0; 8 * 8 * 3],
-        order: ColorOrder::Rgb,
-        geometry: Geometry::new(&target, 16, 8),
-        received: Instant::now(),
         source,
+        ..Frame::blank((8, 8), 16, 8)
     }
 }
 
@@ -37,21 +22,20 @@ fn scene(zone: &str) -> Arc<SceneConfig> {
     })
 }
 
-/// Two sources with their own zones: each captured picture carries the zones of the source
-/// it shows; the editor keeps showing the shared set.
-#[test]
-fn the_picture_draws_the_shown_sources_zones_and_the_editor_the_shared_ones() {
-    let tap = Tap::new(TapSettings {
+fn tap() -> Arc<Tap> {
+    Tap::new(TapSettings {
         fps: 1000.0,
         width: 16,
         quality: 50,
         events: 10,
     })
-    .unwrap();
-    let _watching = tap.viewer();
-    let message = InferenceMessage {
+    .unwrap()
+}
+
+fn message() -> InferenceMessage {
+    InferenceMessage {
         timestamp: String::new(),
-        source: String::new(),
+        source: "cam".into(),
         frame: FrameInfo {
             pts_ms: 0,
             width: 16,
@@ -62,7 +46,16 @@ fn the_picture_draws_the_shown_sources_zones_and_the_editor_the_shared_ones() {
             version: "1".into(),
         },
         inferences: vec![],
-    };
+    }
+}
+
+/// Two sources with their own zones: each captured picture carries the zones of the source
+/// it shows; the editor keeps showing the shared set.
+#[test]
+fn the_picture_draws_the_shown_sources_zones_and_the_editor_the_shared_ones() {
+    let tap = tap();
+    let _watching = tap.viewer();
+    let message = message();
     let shared = scene("shared");
     for (src, own) in [(0, scene("zoneOfA")), (1, scene("zoneOfB"))] {
         let f = frame(src);
@@ -103,27 +96,8 @@ fn the_picture_draws_the_shown_sources_zones_and_the_editor_the_shared_ones() {
 /// the (throttled) counts messages.
 #[test]
 fn live_counts_update_the_counts_panel() {
-    let tap = Tap::new(TapSettings {
-        fps: 5.0,
-        width: 64,
-        quality: 70,
-        events: 10,
-    })
-    .unwrap();
-    let message = InferenceMessage {
-        timestamp: String::new(),
-        source: "cam".into(),
-        frame: FrameInfo {
-            pts_ms: 0,
-            width: 16,
-            height: 8,
-        },
-        model: ModelInfo {
-            name: "m".into(),
-            version: "1".into(),
-        },
-        inferences: vec![],
-    };
+    let tap = tap();
+    let message = message();
     let own = scene("door");
     let f = frame(0);
     for present in [2u32, 3] {

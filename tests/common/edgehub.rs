@@ -399,6 +399,15 @@ impl HubSimulator {
     }
 }
 
+/// A message property carried in a telemetry topic (`...&source=cam1&...`), url-decoded.
+pub fn topic_property(topic: &str, key: &str) -> Option<String> {
+    topic
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| urlencoding::decode(v).ok())
+        .map(|v| v.into_owned())
+}
+
 fn handle(st: &Arc<Mutex<HubState>>, cl: &rumqttc::Client, topic: &str, payload: &[u8]) {
     let rid = topic
         .split_once("?")
