@@ -215,23 +215,14 @@ fn timed_pipeline(
             ..Default::default()
         },
     )?;
-    let mut settled: Option<usize> = None;
-    loop {
-        std::thread::sleep(Duration::from_millis(5));
-        let n = count.load(Ordering::Relaxed) as usize;
-        if settled.is_none() && pipeline.stats.layout().is_some() {
-            settled = Some(n);
-        }
-        if settled.is_some_and(|s| n >= s + WARM_FRAMES + frames) || pipeline.is_finished() {
-            break;
-        }
-    }
+    let after = (WARM_FRAMES + frames) as u64;
+    let settled = phases::run_past_settling(&pipeline, &count, after, u64::MAX, || {});
     let tuned = pipeline.stats.layout().map(|l| l.tried).unwrap_or_default();
     pipeline.stop();
     let report = pipeline.wait();
     report.ingest?;
     let marks = marks.lock().map_err(|_| BenchError::Panicked("observer"))?;
-    let from = settled.unwrap_or(0) + WARM_FRAMES;
+    let from = settled.unwrap_or(0) as usize + WARM_FRAMES;
     let to = (from + frames).min(marks.len());
     if to < from + 2 {
         return Err(BenchError::NoFrames);

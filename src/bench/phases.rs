@@ -140,6 +140,32 @@ pub(super) struct PipelineRun {
     pub track: Histogram<u64>,
 }
 
+/// Lets a started pipeline run until `after` more frames have completed (`count`) once its
+/// engine layout has settled (the tuner reports it when the chosen layout serves; a fixed
+/// layout settles on the first result), or it finishes, or `cap` frames came in all.
+/// `on_settle` runs once, when it settles. Returns the frame count at settling.
+pub(super) fn run_past_settling(
+    pipeline: &Pipeline,
+    count: &AtomicU64,
+    after: u64,
+    cap: u64,
+    mut on_settle: impl FnMut(),
+) -> Option<u64> {
+    let mut settled: Option<u64> = None;
+    loop {
+        let n = count.load(Ordering::Relaxed);
+        if settled.is_none() && pipeline.stats.layout().is_some() {
+            settled = Some(n);
+            on_settle();
+        }
+        let done = settled.is_some_and(|s| n >= s.saturating_add(after)) || n >= cap;
+        if done || pipeline.is_finished() {
+            return settled;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// A zone and a line over the sample's walkway, so the tracking stage's cost includes
 /// zone membership, line crossings and events, not only the tracker.
 fn bench_scene() -> crate::scene::SceneConfig {
@@ -215,20 +241,10 @@ pub(super) fn full_pipeline(
     )?;
     // `frames` frames are measured once the layout is settled (the tuner reports it after
     // the chosen layout is serving); the tuning before it is reported on its own.
-    let mut settled: Option<u64> = None;
     let limit = frames.saturating_mul(4).saturating_add(1000);
-    loop {
-        let n = count.load(Ordering::Relaxed);
-        if settled.is_none() && pipeline.stats.layout().is_some() {
-            settled = Some(n);
-            cpu0 = sys::cpu_seconds();
-        }
-        let done = settled.is_some_and(|s| n >= s + frames) || n >= limit;
-        if done || pipeline.is_finished() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let settled = run_past_settling(&pipeline, &count, frames, limit, || {
+        cpu0 = sys::cpu_seconds();
+    });
     let cpu_s = sys::cpu_seconds() - cpu0;
     pipeline.stop();
     let stats = pipeline.stats.clone();
