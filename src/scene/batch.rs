@@ -59,7 +59,7 @@ impl EventBatch {
         self.window_ms = window_ms;
     }
 
-    /// Events waiting for their batch to close.
+    /// Tracks with events waiting for their batch to close (a track counted once per batch).
     pub fn pending(&self) -> usize {
         self.open.iter().map(|g| g.track_ids.len()).sum()
     }
