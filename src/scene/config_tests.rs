@@ -105,6 +105,34 @@ fn non_finite_seconds_rejected() {
     assert!(c.validate()[0].starts_with("heartbeatSecs"));
 }
 
+/// A hostile batching window: negative, past the 60 s cap, not a number; 0 and 60 are fine.
+#[test]
+fn events_batch_window_is_bounded() {
+    for bad in [-1.0, 60.5, 1e9, f32::NAN, f32::INFINITY] {
+        let c = SceneConfig {
+            events_batch_secs: bad,
+            ..SceneConfig::default()
+        };
+        let errs = c.validate();
+        assert!(
+            errs.len() == 1 && errs[0].starts_with("eventsBatchSecs must be within 0..60"),
+            "{bad}: {errs:?}"
+        );
+    }
+    for ok in [0.0, 2.0, 60.0] {
+        let c = SceneConfig {
+            events_batch_secs: ok,
+            ..SceneConfig::default()
+        };
+        assert!(c.validate().is_empty(), "{ok}");
+    }
+    let doc = serde_json::json!({"eventsBatchSecs": "2"});
+    assert!(
+        SceneConfig::from_json(&doc).is_err(),
+        "a string is not seconds"
+    );
+}
+
 #[test]
 fn load_from_file() {
     let dir = tempfile::tempdir().unwrap();
