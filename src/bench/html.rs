@@ -212,6 +212,8 @@ mod tests {
             peak_rss_mb: 171.6,
             model: model.into(),
             pipeline_over_limit: crate::bench::limit::ratio(130.9, &limit),
+            pipeline_over_limit_all_cores: 0.0,
+            cpu_ms: Default::default(),
             limit,
             track_ms: pct(0.07),
             no_scene: None,

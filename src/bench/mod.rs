@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 mod chart;
+pub mod cpu;
 pub mod html;
 pub mod layouts;
 pub mod limit;
@@ -304,12 +305,16 @@ fn one_backend(
     } else {
         r.preprocess.mean() / 1e3
     };
-    let machine = limit::machine_limit(
-        sys::cores(),
-        infer_1thread_ms,
-        decoded.cpu_ms_per_frame,
-        pre_ms,
-    );
+    // Every core's 1-thread inference at once: what the cores give together.
+    let cores = sys::cores();
+    let all_cores =
+        limit::infer_all_cores_ms(&s.model, backend, &tensor, (s.frames / 4).max(10), cores)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "bench: all-cores inference not measured");
+                0.0
+            });
+    let machine = limit::machine_limit(cores, infer_1thread_ms, decoded.cpu_ms_per_frame, pre_ms)
+        .with_all_cores(all_cores);
     // Steady state on the settled layout, first to last measured frame: the ceiling
     // excludes warm-up too, and tuning is reported on its own (`tuning_ms`).
     let pipeline_fps = r.frames.saturating_sub(1) as f64 / r.steady.as_secs_f64().max(1e-9);
@@ -335,6 +340,8 @@ fn one_backend(
         peak_rss_mb: round1(peak_rss_mb),
         model: String::new(),
         pipeline_over_limit: limit::ratio(pipeline_fps, &machine),
+        pipeline_over_limit_all_cores: limit::ratio_all_cores(pipeline_fps, &machine),
+        cpu_ms: r.cpu,
         limit: machine,
         track_ms: pct(&r.track),
         no_scene: ab.map(|(with_fps, without_fps)| {

@@ -132,6 +132,8 @@ pub(super) struct PipelineRun {
     /// `frames` inferred frames on the settled layout, first to last.
     pub steady: Duration,
     pub cpu_s: f64,
+    /// The steady window's CPU per frame, by what the threads do.
+    pub cpu: super::cpu::CpuSplit,
     pub preprocess: Histogram<u64>,
     pub infer: Histogram<u64>,
     pub decode: Histogram<u64>,
@@ -242,10 +244,16 @@ pub(super) fn full_pipeline(
     // `frames` frames are measured once the layout is settled (the tuner reports it after
     // the chosen layout is serving); the tuning before it is reported on its own.
     let limit = frames.saturating_mul(4).saturating_add(1000);
+    let mut threads0 = Vec::new();
     let settled = run_past_settling(&pipeline, &count, frames, limit, || {
         cpu0 = sys::cpu_seconds();
+        threads0 = super::cpu::snapshot();
     });
     let cpu_s = sys::cpu_seconds() - cpu0;
+    let threads1 = super::cpu::snapshot();
+    let counted = count
+        .load(Ordering::Relaxed)
+        .saturating_sub(settled.unwrap_or(0));
     pipeline.stop();
     let stats = pipeline.stats.clone();
     let report = pipeline.wait();
@@ -277,6 +285,12 @@ pub(super) fn full_pipeline(
         tuning: span(0, from),
         steady: span(from, to.saturating_sub(1)),
         cpu_s,
+        cpu: super::cpu::split(
+            &threads0,
+            &threads1,
+            counted,
+            super::cpu::ticks_per_second(),
+        ),
         preprocess,
         infer,
         decode,

@@ -43,6 +43,12 @@ pub struct BackendResult {
     /// The machine limit (bench/limit.rs, docs/benchmarks.md) and the pipeline's share of it.
     pub limit: super::limit::Limit,
     pub pipeline_over_limit: f64,
+    /// The pipeline over the limit with every core's inference timed at once.
+    #[serde(default)]
+    pub pipeline_over_limit_all_cores: f64,
+    /// The steady window's CPU per frame by what the threads do (bench/cpu.rs).
+    #[serde(default)]
+    pub cpu_ms: super::cpu::CpuSplit,
     /// The tracking stage (tracker + zones, lines, events) per frame, in the pipeline run.
     pub track_ms: Percentiles,
     /// `--scene-ab`: the same pipeline without the tracking stage, run right after, and its
@@ -158,6 +164,9 @@ pub fn table(r: &Report) -> String {
     }
     out += "limit = cores / (1-thread inference + decode CPU + preprocess, per frame); p/limit = pipeline / limit\n";
     for b in &r.results {
+        out += &where_the_time_goes(b);
+    }
+    for b in &r.results {
         out += &format!(
             "{:<10} track (tracker+scene) p50/95/99 {} ms per frame",
             b.backend,
@@ -173,6 +182,37 @@ pub fn table(r: &Report) -> String {
             );
         }
         out += "\n";
+    }
+    out
+}
+
+/// The pipeline's CPU per frame beside what the limit allows, part by part.
+fn where_the_time_goes(b: &BackendResult) -> String {
+    let (l, c) = (&b.limit, &b.cpu_ms);
+    if c.total_ms <= 0.0 || l.fps <= 0.0 {
+        return String::new();
+    }
+    let mut out = format!(
+        "{:<10} cpu ms/frame, steady: {:.2} in all vs the limit's {:.2} | inference {:.2} (alone {:.2} + preprocess {:.2}",
+        b.backend,
+        c.total_ms,
+        l.cpu_ms_per_frame(),
+        c.inference_ms,
+        l.infer_1thread_ms,
+        l.preprocess_ms,
+    );
+    if l.fps_all_cores > 0.0 {
+        out += &format!("; all cores at once {:.2}", l.infer_all_cores_ms);
+    }
+    out += &format!(
+        ") | decode {:.2} (alone {:.2}) | edgelens {:.2}\n",
+        c.decode_ms, l.decode_cpu_ms, c.edgelens_ms
+    );
+    if l.fps_all_cores > 0.0 {
+        out += &format!(
+            "{:<10} limit with all cores inferring at once {:.1} fps; pipeline / that limit {:.3}\n",
+            b.backend, l.fps_all_cores, b.pipeline_over_limit_all_cores
+        );
     }
     out
 }
