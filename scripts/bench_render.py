@@ -128,6 +128,39 @@ def section_breakdown(report):
     return "### What the limit is made of, and the stages\n\n" + table(head, rows)
 
 
+def section_cpu(report):
+    """Where the pipeline's CPU goes per frame, beside what the limit allows (src/bench/cpu.rs)."""
+    rows = []
+    for b in report["bench"]["results"]:
+        c, lim = b.get("cpu_ms"), b["limit"]
+        if not c or not c.get("total_ms") or not lim.get("fps"):
+            continue
+        allowed = lim["cores"] * 1000.0 / lim["fps"]
+        all_cores = lim.get("fps_all_cores") or 0
+        rows.append([
+            b["model"], threads_of(b), f"{c['total_ms']:.2f}", f"{allowed:.2f}",
+            f"{c['inference_ms']:.2f}", f"{lim['infer_1thread_ms'] + lim['preprocess_ms']:.2f}",
+            f"{lim['infer_all_cores_ms']:.2f}" if all_cores else "-",
+            f"{c['decode_ms']:.2f}", f"{lim['decode_cpu_ms']:.2f}", f"{c['edgelens_ms']:.2f}",
+            f"{all_cores:.1f}" if all_cores else "-",
+            f"**{b['pipeline_over_limit_all_cores']:.3f}**" if all_cores else "-",
+        ])
+    if not rows:
+        return ""
+    head = ["model", "threads", "pipeline CPU ms/frame", "the limit allows", "inference threads",
+            "limit: 1-thread infer + preprocess", "1-thread infer, all cores at once", "decode threads",
+            "limit: decode alone", "edgelens threads", "limit with all cores at once, fps",
+            "pipeline / that limit"]
+    return (
+        "### Where the CPU goes\n\n"
+        "CPU per frame in the pipeline's steady window, from every thread's CPU time grouped by its name "
+        "(inference: the pool's workers and the backend's threads; decode: GStreamer's streaming threads; "
+        "edgelens: the rest), beside the per-frame parts of the limit, each measured alone. *All cores at "
+        "once*: the same bare 1-thread call timed while every core runs one; the limit computed with it is "
+        "what the cores give together.\n\n" + table(head, rows)
+    )
+
+
 def section_python(report):
     py = report.get("python", [])
     if not py:
@@ -221,7 +254,8 @@ def render(report):
     caveat = overload_caveat(report)
     if caveat:
         parts.append(caveat)
-    for s in (section_limit(report), section_int8(report), section_breakdown(report), section_python(report)):
+    for s in (section_limit(report), section_int8(report), section_breakdown(report), section_cpu(report),
+              section_python(report)):
         if s:
             parts.append(s)
     for key, title, hook in HOOK_SECTIONS:

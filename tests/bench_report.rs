@@ -108,6 +108,18 @@ fn bench_rows_limit_html_and_the_rendered_report() {
         let ratio = r["pipeline_over_limit"].as_f64().unwrap();
         let want = r["pipeline_fps"].as_f64().unwrap() / fps;
         assert!((ratio - want).abs() < 0.002, "{r:#}");
+        // Where the CPU went: the workers' threads were seen running, the parts add up, and
+        // the all-cores limit is the same sum with the concurrent inference time.
+        let c = &r["cpu_ms"];
+        let part = |k: &str| c[k].as_f64().unwrap();
+        assert!(part("inference_ms") > 0.0, "{r:#}");
+        let sum = part("inference_ms") + part("decode_ms") + part("edgelens_ms");
+        assert!((part("total_ms") - sum).abs() < 0.01, "{r:#}");
+        let all = l["infer_all_cores_ms"].as_f64().unwrap();
+        let all_fps = l["fps_all_cores"].as_f64().unwrap();
+        assert!(all > 0.0, "{r:#}");
+        let want = cores as f64 * 1e3 / (per_frame - l["infer_1thread_ms"].as_f64().unwrap() + all);
+        assert!((all_fps - want).abs() < 0.2, "{r:#}");
     }
 
     // bench.html: beside bench.json, the chart inline, nothing from outside.
@@ -138,6 +150,7 @@ fn bench_rows_limit_html_and_the_rendered_report() {
     );
     assert!(doc.contains("hand-written intro") && doc.contains("## Earlier runs\n\nkept"));
     assert!(doc.contains("### fp32 vs int8"));
+    assert!(doc.contains("### Where the CPU goes"), "{doc}");
     assert!(doc.contains("| pipeline / limit |"));
     let pipeline = rows[0]["pipeline_fps"].as_f64().unwrap();
     assert!(
