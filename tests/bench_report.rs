@@ -112,7 +112,11 @@ fn bench_rows_limit_html_and_the_rendered_report() {
         // the all-cores limit is the same sum with the concurrent inference time.
         let c = &r["cpu_ms"];
         let part = |k: &str| c[k].as_f64().unwrap();
-        assert!(part("inference_ms") > 0.0, "{r:#}");
+        // CPU time comes in 10 ms clock ticks per thread: only the slowest row (fp32, one
+        // thread, ~100 ms of inference over 10 frames) is sure to have whole ticks.
+        if r["model"] == "ssdlite-person" && r["threads"] == 1 {
+            assert!(part("inference_ms") > 0.0, "{r:#}");
+        }
         let sum = part("inference_ms") + part("decode_ms") + part("edgelens_ms");
         assert!((part("total_ms") - sum).abs() < 0.01, "{r:#}");
         let all = l["infer_all_cores_ms"].as_f64().unwrap();

@@ -10,6 +10,10 @@
 //!   scale and colour conversion;
 //! - edgelens: every other thread (dispatcher, reorder, publish, ingest appsinks, tracker).
 //!
+//! Linux gives a new thread its creator's name, so this holds because the bench builds its
+//! engine on the main thread; a session built elsewhere (the tuner's relayouts, on the
+//! dispatcher) would count as edgelens. The bench measures a settled, fixed layout.
+//!
 //! Compared with the limit's own per-frame costs, measured alone, this says how much each
 //! part costs more when everything runs at once.
 
