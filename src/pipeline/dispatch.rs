@@ -42,6 +42,9 @@ pub(super) enum Step<M> {
     Source(Next),
     /// Nothing arrived for [`IDLE`]: time-based work (event batches of stalled sources).
     Idle,
+    /// After [`Dispatch::hold`]: every frame in flight came back and was handed out, so
+    /// the engine they ran on is referenced by nobody here any more.
+    Drained,
     /// The source ended and every frame in flight came back.
     End,
 }
@@ -57,6 +60,8 @@ pub(super) struct Dispatch<M: Send + 'static> {
     waiting: Option<Job<M>>,
     /// A source join/leave waiting for the frames in flight to come back.
     event: Option<Next>,
+    /// No frame goes out until the ones in flight are back (then [`Step::Drained`]).
+    hold: bool,
     input_closed: bool,
     stats: Arc<Stats>,
 }
@@ -73,6 +78,7 @@ impl<M: Send + 'static> Dispatch<M> {
             next_seq: 0,
             waiting: None,
             event: None,
+            hold: false,
             input_closed: false,
             stats,
         }
@@ -102,7 +108,18 @@ impl<M: Send + 'static> Dispatch<M> {
                 }
                 continue;
             }
-            let room = self.waiting.is_none()
+            if self.hold && self.in_flight == 0 {
+                // Results held for a frame that never comes back go first, in order.
+                let rest: Vec<_> = self.reorder.drain();
+                if !rest.is_empty() {
+                    self.release(rest);
+                    continue;
+                }
+                self.hold = false;
+                return Step::Drained;
+            }
+            let room = !self.hold
+                && self.waiting.is_none()
                 && self.event.is_none()
                 && !self.input_closed
                 && has_room(self.in_flight, self.reorder.held(), self.cap());
@@ -149,6 +166,12 @@ impl<M: Send + 'static> Dispatch<M> {
                 }
             }
         }
+    }
+
+    /// Stops sending frames until the ones in flight are back and handed out, then
+    /// reports [`Step::Drained`] once.
+    pub fn hold(&mut self) {
+        self.hold = true;
     }
 
     /// A frame to hand out, or `None` after noting a source event or the end of input.
