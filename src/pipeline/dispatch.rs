@@ -331,4 +331,55 @@ mod tests {
             }
         }
     }
+
+    /// A hold lets every frame in flight come back and be handed out, in order, before
+    /// `Drained`; no frame goes out meanwhile, and frames flow again after it.
+    #[test]
+    fn a_hold_hands_back_the_frames_in_flight_before_drained() {
+        let engine = Arc::new(crate::pipeline::tune::tests::engine(2, 1));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for seq in 0..12u64 {
+            let frame = Frame {
+                seq,
+                ..Frame::blank((300, 300), 640, 480)
+            };
+            tx.send(Next::Frame(frame)).expect("send");
+        }
+        tx.send(Next::Closed).expect("send");
+        let mut d = Dispatch::<u64>::new(Stats::new(Default::default()));
+        let (mut out, mut log, mut held_at) = (Vec::new(), String::new(), None);
+        loop {
+            match d.next(&rx) {
+                Step::Frame(f) => {
+                    log.push('F');
+                    let seq = f.seq;
+                    d.submit(engine.clone(), f, DetectionFilter::default(), seq);
+                }
+                Step::Result(done) => {
+                    assert!(done.result.is_ok());
+                    log.push('R');
+                    out.push(done.meta);
+                    if out.len() == 4 {
+                        d.hold();
+                        held_at = Some(log.len());
+                    }
+                }
+                Step::Drained => log.push('D'),
+                Step::End => break,
+                Step::Idle | Step::Source(_) => {}
+            }
+        }
+        assert_eq!(
+            out,
+            (0..12).collect::<Vec<_>>(),
+            "every frame once, in order"
+        );
+        let (before, after) = log.split_at(held_at.expect("held"));
+        let drained = after.find('D').expect("drained");
+        let in_flight = before.matches('F').count() - before.matches('R').count();
+        assert!(in_flight > 0, "nothing was in flight at the hold: {log}");
+        assert_eq!(&after[..drained], "R".repeat(in_flight), "{log}");
+        assert_eq!(log.matches('D').count(), 1, "{log}");
+        assert!(after[drained..].contains('F'), "frames flow again: {log}");
+    }
 }

@@ -312,3 +312,6 @@ fn report(
         tried,
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests;
