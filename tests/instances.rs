@@ -133,9 +133,18 @@ fn two_instances_keep_frame_order_and_find_what_one_instance_finds() {
 
 #[test]
 fn auto_layout_is_tuned_on_the_stream_and_kept() {
-    let (seen, stats, slot) = run_sample(engine(0, 0));
+    let auto = engine(0, 0);
+    // The count alone: holding the engine here would keep its sessions alive.
+    let sessions = auto.sessions();
+    let (seen, stats, slot) = run_sample(auto);
     assert_eq!(seen.len(), 795, "tuning loses no frame");
     assert!(seen.windows(2).all(|w| w[1].0 > w[0].0), "PTS order");
+    let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    assert_eq!(
+        (l(&stats.frames_late), l(&stats.infer_errors)),
+        (0, 0),
+        "no frame late or failed across relayouts"
+    );
     let layout = stats.layout().expect("layout reported");
     let serving = slot.load().layout();
     assert_eq!(
@@ -152,6 +161,15 @@ fn auto_layout_is_tuned_on_the_stream_and_kept() {
         assert_eq!(layout.tried.len(), candidates.len(), "{layout:?}");
         assert!(layout.tried.iter().all(|t| t.fps > 0.0), "{layout:?}");
         assert!(layout.fps.is_some_and(|f| f > 0.0));
+        // Peak RSS: a relayout drops the old layout's sessions before it loads the next
+        // (1x2 then 2x1 on two cores peaks at 2 sessions, not 1 + 2).
+        let most = candidates.iter().map(|c| c.instances).max();
+        assert_eq!(
+            Some(sessions.peak()),
+            most,
+            "two layouts held sessions at once"
+        );
+        assert_eq!(sessions.live(), serving.instances);
         let tuned = slot.load_full();
         assert!(
             tuned.tuned().is_some(),

@@ -32,7 +32,7 @@ impl Engine {
         frame: &Frame,
         filter: &DetectionFilter,
     ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
-        let backend = self.backends[which % self.backends.len()].as_ref();
+        let backend = self.backend(which)?;
         let spec = self.input_spec();
         let g = frame.geometry;
         let (w, h) = (g.input_w as u32, g.input_h as u32);
@@ -55,13 +55,24 @@ impl Engine {
         self.detect_image_on(backend, &img, filter)
     }
 
+    /// Instance `which` (modulo the instance count); an error on a session-less copy.
+    fn backend(&self, which: usize) -> Result<&dyn Backend, EngineError> {
+        let n = self.backends.len().max(1);
+        match self.backends.get(which % n) {
+            Some(b) => Ok(b.as_ref()),
+            None => Err(EngineError::Inference {
+                message: "the engine's sessions were released for a relayout".into(),
+            }),
+        }
+    }
+
     /// Detects on a still image of any size: resize in Rust, then the common path.
     pub fn detect_image(
         &self,
         img: &RgbImage,
         filter: &DetectionFilter,
     ) -> Result<(Vec<Detection>, StageTimes), EngineError> {
-        self.detect_image_on(self.backends[0].as_ref(), img, filter)
+        self.detect_image_on(self.backend(0)?, img, filter)
     }
 
     fn detect_image_on(
@@ -149,11 +160,11 @@ impl Engine {
 
     /// The bare backend call on a ready tensor: warm-up, and what `bench` calls the ceiling.
     pub fn infer_only(&self, tensor: &InputTensor) -> Result<(), EngineError> {
-        self.backends[0].run(tensor).map(|_| ())
+        self.backend(0)?.run(tensor).map(|_| ())
     }
 
     /// Raw output tensors, for decoder benchmarks and debugging.
     pub fn raw_outputs(&self, tensor: &InputTensor) -> Result<backends::Outputs, EngineError> {
-        self.backends[0].run(tensor)
+        self.backend(0)?.run(tensor)
     }
 }

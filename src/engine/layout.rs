@@ -2,6 +2,9 @@
 //! and how many intra-op threads each one uses. Pure logic; `auto` leaves the choice to the
 //! pipeline's tuner (`pipeline/tune.rs`), which measures the candidates listed here.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::backends::SharedSlot;
@@ -91,6 +94,36 @@ pub struct LayoutFps {
     pub fps: f64,
 }
 
+/// What an engine shares with its relayouts: weights, the tuner's state, the session count.
+pub(super) type Kin = (SharedSlot, SharedSlot, Arc<Sessions>);
+
+/// Backend sessions (one per instance) alive for one model across its relayouts, and the
+/// most alive at once: each holds its weights and activations, so the peak bounds RSS.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    live: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Sessions {
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn opened(&self, n: usize) {
+        let live = self.live.fetch_add(n, Ordering::SeqCst) + n;
+        self.peak.fetch_max(live, Ordering::SeqCst);
+    }
+
+    pub(super) fn closed(&self, n: usize) {
+        self.live.fetch_sub(n, Ordering::SeqCst);
+    }
+}
+
 /// Cores this process may use.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -117,15 +150,43 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let layout = request.candidates(cores())[0];
         let backend_name = super::pick_backend(opts, &model.manifest)?;
-        let shared = (SharedSlot::default(), SharedSlot::default());
-        Self::build(model, backend_name, request, layout, shared)
+        let kin = (SharedSlot::default(), SharedSlot::default(), Arc::default());
+        Self::build(model, backend_name, request, layout, kin)
     }
 
     /// The same model in another layout, sharing this engine's weights where it can.
     pub fn relayout(&self, layout: Layout) -> Result<Engine, EngineError> {
         let name = self.backend_name.clone();
-        let shared = (self.shared.clone(), self.tuning.clone());
-        Self::build(self.model.clone(), name, self.request, layout, shared)
+        let kin = (
+            self.shared.clone(),
+            self.tuning.clone(),
+            self.sessions.clone(),
+        );
+        Self::build(self.model.clone(), name, self.request, layout, kin)
+    }
+
+    /// A copy without sessions, to hold this engine's place in the slot while its sessions
+    /// are dropped and another layout loads (detection on it fails; it can relayout).
+    pub fn unloaded(&self) -> Engine {
+        Engine {
+            model: self.model.clone(),
+            backend_name: self.backend_name.clone(),
+            backends: Vec::new(),
+            decoder: self.decoder.clone(),
+            thresholds: self.thresholds,
+            layout: self.layout,
+            request: self.request,
+            shared: self.shared.clone(),
+            tuning: self.tuning.clone(),
+            sessions: self.sessions.clone(),
+            id: super::next_id(),
+            tuned: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// This model's session count (shared by its relayouts).
+    pub fn sessions(&self) -> Arc<Sessions> {
+        self.sessions.clone()
     }
 
     pub fn layout(&self) -> Layout {
@@ -137,8 +198,9 @@ impl Engine {
         self.request
     }
 
+    /// Instances (pool workers) this engine runs on; one for a session-less copy.
     pub fn instances(&self) -> usize {
-        self.backends.len()
+        self.backends.len().max(1)
     }
 
     pub fn id(&self) -> u64 {

@@ -132,7 +132,8 @@ pub struct Engine {
     backend_name: String,
     /// One backend per instance; instance `i` serves pool worker `i`.
     backends: Vec<Box<dyn Backend>>,
-    decoder: Box<dyn Decoder>,
+    /// Shared with a session-less copy (`Engine::unloaded`).
+    decoder: std::sync::Arc<dyn Decoder>,
     thresholds: Thresholds,
     layout: Layout,
     /// What the user asked for: `auto` parts let the tuner pick another layout.
@@ -142,6 +143,8 @@ pub struct Engine {
     /// The tuner's progress, shared with every relayout of this model, so a pipeline that
     /// restarts mid-tuning (a short file looping) resumes instead of starting over.
     tuning: SharedSlot,
+    /// Sessions alive for this model, counted across its relayouts.
+    sessions: std::sync::Arc<layout::Sessions>,
     /// Unique per loaded engine (the tuner tells its own engines apart by it).
     id: u64,
     /// Set once the tuner chose this engine's layout: a restarted source (a file looping,
@@ -177,9 +180,8 @@ impl Engine {
         backend_name: String,
         request: LayoutRequest,
         layout: Layout,
-        (shared, tuning): (SharedSlot, SharedSlot),
+        (shared, tuning, sessions): layout::Kin,
     ) -> Result<Engine, EngineError> {
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let manifest = &model.manifest;
         let (decoder, thresholds) =
             decoders::build(&manifest.decoder, &manifest.input).map_err(|message| {
@@ -223,6 +225,7 @@ impl Engine {
         let backends = (0..layout.instances)
             .map(|_| backends::load(&backend_name, &load))
             .collect::<Result<Vec<_>, _>>()?;
+        sessions.opened(backends.len());
         tracing::info!(
             model = %manifest.name,
             version = %manifest.version,
@@ -236,13 +239,14 @@ impl Engine {
             model,
             backend_name,
             backends,
-            decoder,
+            decoder: decoder.into(),
             thresholds,
             layout,
             request,
             shared,
             tuning,
-            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            sessions,
+            id: next_id(),
             tuned: std::sync::OnceLock::new(),
         })
     }
@@ -263,6 +267,18 @@ impl Engine {
     pub fn input_spec(&self) -> &crate::model::InputSpec {
         &self.model.manifest.input
     }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.sessions.closed(self.backends.len());
+    }
+}
+
+/// A fresh engine id.
+fn next_id() -> u64 {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The CLI's choice, else the manifest's first, else the first compiled-in backend that

@@ -42,6 +42,9 @@ pub(super) enum Step<M> {
     Source(Next),
     /// Nothing arrived for [`IDLE`]: time-based work (event batches of stalled sources).
     Idle,
+    /// After [`Dispatch::hold`]: every frame in flight came back and was handed out, so
+    /// the engine they ran on is referenced by nobody here any more.
+    Drained,
     /// The source ended and every frame in flight came back.
     End,
 }
@@ -57,6 +60,8 @@ pub(super) struct Dispatch<M: Send + 'static> {
     waiting: Option<Job<M>>,
     /// A source join/leave waiting for the frames in flight to come back.
     event: Option<Next>,
+    /// No frame goes out until the ones in flight are back (then [`Step::Drained`]).
+    hold: bool,
     input_closed: bool,
     stats: Arc<Stats>,
 }
@@ -73,6 +78,7 @@ impl<M: Send + 'static> Dispatch<M> {
             next_seq: 0,
             waiting: None,
             event: None,
+            hold: false,
             input_closed: false,
             stats,
         }
@@ -102,7 +108,18 @@ impl<M: Send + 'static> Dispatch<M> {
                 }
                 continue;
             }
-            let room = self.waiting.is_none()
+            if self.hold && self.in_flight == 0 {
+                // Results held for a frame that never comes back go first, in order.
+                let rest: Vec<_> = self.reorder.drain();
+                if !rest.is_empty() {
+                    self.release(rest);
+                    continue;
+                }
+                self.hold = false;
+                return Step::Drained;
+            }
+            let room = !self.hold
+                && self.waiting.is_none()
                 && self.event.is_none()
                 && !self.input_closed
                 && has_room(self.in_flight, self.reorder.held(), self.cap());
@@ -149,6 +166,12 @@ impl<M: Send + 'static> Dispatch<M> {
                 }
             }
         }
+    }
+
+    /// Stops sending frames until the ones in flight are back and handed out, then
+    /// reports [`Step::Drained`] once.
+    pub fn hold(&mut self) {
+        self.hold = true;
     }
 
     /// A frame to hand out, or `None` after noting a source event or the end of input.
@@ -307,5 +330,56 @@ mod tests {
                 assert_eq!(out, (0..200).collect::<Vec<_>>(), "all, in order");
             }
         }
+    }
+
+    /// A hold lets every frame in flight come back and be handed out, in order, before
+    /// `Drained`; no frame goes out meanwhile, and frames flow again after it.
+    #[test]
+    fn a_hold_hands_back_the_frames_in_flight_before_drained() {
+        let engine = Arc::new(crate::pipeline::tune::tests::engine(2, 1));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for seq in 0..12u64 {
+            let frame = Frame {
+                seq,
+                ..Frame::blank((300, 300), 640, 480)
+            };
+            tx.send(Next::Frame(frame)).expect("send");
+        }
+        tx.send(Next::Closed).expect("send");
+        let mut d = Dispatch::<u64>::new(Stats::new(Default::default()));
+        let (mut out, mut log, mut held_at) = (Vec::new(), String::new(), None);
+        loop {
+            match d.next(&rx) {
+                Step::Frame(f) => {
+                    log.push('F');
+                    let seq = f.seq;
+                    d.submit(engine.clone(), f, DetectionFilter::default(), seq);
+                }
+                Step::Result(done) => {
+                    assert!(done.result.is_ok());
+                    log.push('R');
+                    out.push(done.meta);
+                    if out.len() == 4 {
+                        d.hold();
+                        held_at = Some(log.len());
+                    }
+                }
+                Step::Drained => log.push('D'),
+                Step::End => break,
+                Step::Idle | Step::Source(_) => {}
+            }
+        }
+        assert_eq!(
+            out,
+            (0..12).collect::<Vec<_>>(),
+            "every frame once, in order"
+        );
+        let (before, after) = log.split_at(held_at.expect("held"));
+        let drained = after.find('D').expect("drained");
+        let in_flight = before.matches('F').count() - before.matches('R').count();
+        assert!(in_flight > 0, "nothing was in flight at the hold: {log}");
+        assert_eq!(&after[..drained], "R".repeat(in_flight), "{log}");
+        assert_eq!(log.matches('D').count(), 1, "{log}");
+        assert!(after[drained..].contains('F'), "frames flow again: {log}");
     }
 }

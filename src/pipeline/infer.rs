@@ -124,11 +124,16 @@ impl InferLoop {
                     }
                 }
                 Step::Result(done) => {
-                    tune.observe(&done.engine, &self.shared.engine, &self.shared.stats);
+                    tune.observe(&done.engine, &self.shared.stats);
+                    if tune.pending() {
+                        // The next layout loads only once the old one's frames are done.
+                        dispatch.hold();
+                    }
                     if !self.finish(done) {
                         break;
                     }
                 }
+                Step::Drained => tune.drained(&self.shared.engine, &self.shared.stats),
             }
         }
         // End of stream (or stop): every live track of every source ends, so `new` and

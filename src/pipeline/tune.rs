@@ -1,137 +1,24 @@
 //! Layout auto-tuning in the running pipeline: when threads or instances are `auto`, the
 //! first frames after a model loads run on each candidate layout in turn (decode, tracking
 //! and publishing all running, as in production), each timed for a share of
-//! `LAYOUT_TUNE_BUDGET`; the fastest stays. `Trials` is the pure part; `AutoLayout` loads
-//! the layouts and swaps them into the engine slot between frames.
+//! `LAYOUT_TUNE_BUDGET`; the fastest stays. `Trials` (trials.rs) is the pure part;
+//! `AutoLayout` swaps the layouts into the engine slot between frames.
+//!
+//! Two layouts never hold sessions at once (peak RSS is what container limits see): a
+//! verdict only records a pending relayout, the dispatcher lets the frames in flight come
+//! back, and `drained` then drops the old layout's sessions before it loads the next.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{EngineSlot, Stats};
 use crate::defaults;
 use crate::engine::layout::{LayoutFps, LayoutReport};
 use crate::engine::{layout, Engine, Layout};
 
-/// What to do after a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Continue,
-    /// Load this layout and measure it next.
-    Try(Layout),
-    /// Done: serve this layout.
-    Settle(Layout),
-}
+mod trials;
 
-/// Measures candidate layouts one after another on in-order frame completions.
-#[derive(Debug)]
-pub struct Trials {
-    candidates: Vec<Layout>,
-    index: usize,
-    per_trial: Duration,
-    seen: u32,
-    /// Set at the last warm-up frame; frames after it are counted.
-    started: Option<Instant>,
-    counted: u32,
-    results: Vec<LayoutFps>,
-}
-
-/// Fewest frames a layout is timed on, however short the budget.
-const MIN_COUNTED: u32 = 5;
-
-impl Trials {
-    pub fn new(candidates: Vec<Layout>, budget: Duration) -> Trials {
-        let n = candidates.len().max(1) as u32;
-        Trials {
-            candidates,
-            index: 0,
-            per_trial: budget / n,
-            seen: 0,
-            started: None,
-            counted: 0,
-            results: Vec::new(),
-        }
-    }
-
-    pub fn current(&self) -> Option<Layout> {
-        self.candidates.get(self.index).copied()
-    }
-
-    /// One frame of the current layout came back at `now`.
-    pub fn frame(&mut self, now: Instant) -> Verdict {
-        let Some(cur) = self.current() else {
-            return Verdict::Settle(self.best());
-        };
-        self.seen += 1;
-        let warmup = defaults::LAYOUT_WARMUP_FRAMES_PER_INSTANCE * cur.instances as u32;
-        let Some(started) = self.started else {
-            if self.seen >= warmup.max(1) {
-                self.started = Some(now);
-            }
-            return Verdict::Continue;
-        };
-        self.counted += 1;
-        let elapsed = now.saturating_duration_since(started);
-        if elapsed < self.per_trial || self.counted < MIN_COUNTED {
-            return Verdict::Continue;
-        }
-        self.results.push(LayoutFps {
-            instances: cur.instances,
-            threads: cur.threads,
-            fps: (self.counted as f64 / elapsed.as_secs_f64() * 10.0).round() / 10.0,
-        });
-        self.index += 1;
-        (self.seen, self.counted, self.started) = (0, 0, None);
-        match self.current() {
-            Some(next) => Verdict::Try(next),
-            None => Verdict::Settle(self.best()),
-        }
-    }
-
-    /// The pipeline restarted: the current layout's timing starts over (its warm-up too).
-    pub fn restart_current(&mut self) {
-        (self.seen, self.counted, self.started) = (0, 0, None);
-    }
-
-    /// Gives up on the current layout (it failed to load): it scores 0.
-    pub fn skip(&mut self) -> Verdict {
-        if let Some(cur) = self.current() {
-            self.results.push(LayoutFps {
-                instances: cur.instances,
-                threads: cur.threads,
-                fps: 0.0,
-            });
-            self.index += 1;
-            (self.seen, self.counted, self.started) = (0, 0, None);
-        }
-        match self.current() {
-            Some(next) => Verdict::Try(next),
-            None => Verdict::Settle(self.best()),
-        }
-    }
-
-    /// The fastest layout measured; a later one must beat the best by `LAYOUT_MIN_GAIN`.
-    pub fn best(&self) -> Layout {
-        let mut best: Option<&LayoutFps> = None;
-        for r in &self.results {
-            if best.is_none_or(|b| r.fps > b.fps * defaults::LAYOUT_MIN_GAIN) {
-                best = Some(r);
-            }
-        }
-        best.map(|b| Layout {
-            instances: b.instances,
-            threads: b.threads,
-        })
-        .or_else(|| self.candidates.first().copied())
-        .unwrap_or(Layout {
-            instances: 1,
-            threads: 1,
-        })
-    }
-
-    pub fn results(&self) -> &[LayoutFps] {
-        &self.results
-    }
-}
+pub use trials::{Trials, Verdict};
 
 enum State {
     Idle,
@@ -144,11 +31,23 @@ enum State {
     },
 }
 
+/// A relayout decided on a frame, loaded once the frames in flight are back.
+#[derive(Debug)]
+struct Pending {
+    /// The engine it replaces.
+    from: u64,
+    layout: Layout,
+    /// The tuner's verdict when this is the chosen layout (tuning is over).
+    chosen: Option<LayoutReport>,
+    since: Instant,
+}
+
 /// Watches which engine each in-order frame ran on and tunes engines whose layout is `auto`.
 pub(super) struct AutoLayout {
     state: State,
-    /// Engines this tuner loaded (frames still in flight on an old trial are not counted).
+    /// Engines this tuner loaded.
     made: Vec<u64>,
+    pending: Option<Pending>,
 }
 
 impl AutoLayout {
@@ -156,11 +55,20 @@ impl AutoLayout {
         AutoLayout {
             state: State::Idle,
             made: Vec::new(),
+            pending: None,
         }
     }
 
-    /// Sees one in-order result's engine; may swap another layout of it into `slot`.
-    pub fn observe(&mut self, engine: &Arc<Engine>, slot: &EngineSlot, stats: &Stats) {
+    /// A relayout waits: no frame may go out until [`AutoLayout::drained`].
+    pub fn pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Sees one in-order result's engine; may decide on another layout of it (pending).
+    pub fn observe(&mut self, engine: &Engine, stats: &Stats) {
+        if self.pending.is_some() {
+            return; // the old layout's last frames: not part of the next measurement
+        }
         let id = engine.id();
         let verdict = match &mut self.state {
             State::Settled { engine } if *engine == id => return,
@@ -168,10 +76,10 @@ impl AutoLayout {
             State::Trying { .. } if self.made.contains(&id) => return,
             _ => return self.start(engine, stats),
         };
-        self.follow(verdict, engine, slot, stats);
+        self.pending = self.plan(verdict, engine, true, stats);
     }
 
-    fn start(&mut self, engine: &Arc<Engine>, stats: &Stats) {
+    fn start(&mut self, engine: &Engine, stats: &Stats) {
         self.made.clear();
         let now = engine.layout();
         if let Some(r) = engine.tuned() {
@@ -223,90 +131,167 @@ impl AutoLayout {
         };
     }
 
-    fn follow(
+    /// What a verdict on `engine`'s frames leaves to load. `loaded`: its sessions still
+    /// serve (then settling on its own layout needs no load).
+    fn plan(
         &mut self,
-        mut verdict: Verdict,
-        engine: &Arc<Engine>,
-        slot: &EngineSlot,
+        verdict: Verdict,
+        engine: &Engine,
+        loaded: bool,
         stats: &Stats,
-    ) {
+    ) -> Option<Pending> {
+        let State::Trying { trials, engine: id } = &self.state else {
+            return None;
+        };
+        let (trials, from) = (trials.clone(), *id);
+        let pending = |layout, chosen| Pending {
+            from,
+            layout,
+            chosen,
+            since: Instant::now(),
+        };
+        match verdict {
+            Verdict::Continue => None,
+            Verdict::Try(next) => Some(pending(next, None)),
+            Verdict::Settle(best) => {
+                let trials = lock(&trials);
+                let tried = trials.results().to_vec();
+                let table: Vec<String> = tried
+                    .iter()
+                    .map(|r| format!("{}x{}: {} fps", r.instances, r.threads, r.fps))
+                    .collect();
+                tracing::info!(layout = %best, measured = %table.join(", "), "engine layout chosen");
+                let verdict = report(best, fps_of(&tried, best), "auto", tried);
+                *lock(engine.tuning()) = None;
+                self.state = State::Settled { engine: from };
+                if loaded && engine.layout() == best {
+                    engine.set_tuned(verdict.clone());
+                    stats.set_layout(verdict);
+                    return None;
+                }
+                Some(pending(best, Some(verdict)))
+            }
+        }
+    }
+
+    /// The frames in flight are back: drops the old layout's sessions, then loads the
+    /// pending layout into the slot, unless another model swapped in meanwhile (that model
+    /// is then tuned on its own). The stream pauses for one load.
+    pub fn drained(&mut self, slot: &EngineSlot, stats: &Stats) {
+        let Some(mut p) = self.pending.take() else {
+            return;
+        };
+        let drain_ms = p.since.elapsed().as_millis() as u64;
+        let Some(shell) = unload(slot, p.from) else {
+            self.state = State::Idle;
+            return;
+        };
+        let serving = shell.layout();
         loop {
-            let State::Trying { trials, .. } = &self.state else {
-                return;
-            };
-            let trials = trials.clone();
-            let mut trials = lock(&trials);
-            match verdict {
-                Verdict::Continue => return,
-                Verdict::Try(next) => match engine.relayout(next) {
-                    Ok(e) => return self.swap(engine, e, slot),
-                    Err(e) => {
-                        tracing::warn!(layout = %next, error = %e, "layout failed to load; skipped");
-                        verdict = trials.skip();
+            let t0 = Instant::now();
+            match shell.relayout(p.layout) {
+                Ok(e) => {
+                    let load_ms = t0.elapsed().as_millis() as u64;
+                    tracing::info!(from = %serving, to = %p.layout, drain_ms, load_ms, "relayout (the old sessions went first)");
+                    if let Some(r) = &p.chosen {
+                        e.set_tuned(r.clone());
                     }
-                },
-                Verdict::Settle(best) => {
-                    let tried = trials.results().to_vec();
-                    let fps = tried
-                        .iter()
-                        .find(|r| r.instances == best.instances && r.threads == best.threads)
-                        .map(|r| r.fps);
-                    let table: Vec<String> = tried
-                        .iter()
-                        .map(|r| format!("{}x{}: {} fps", r.instances, r.threads, r.fps))
-                        .collect();
-                    tracing::info!(layout = %best, measured = %table.join(", "), "engine layout chosen");
-                    let mut verdict = report(best, fps, "auto", tried.clone());
-                    *lock(engine.tuning()) = None;
-                    self.state = State::Settled {
-                        engine: engine.id(),
-                    };
-                    if best == engine.layout() {
-                        engine.set_tuned(verdict.clone());
-                    } else {
-                        match engine.relayout(best) {
-                            Ok(e) => {
-                                e.set_tuned(verdict.clone());
-                                self.swap(engine, e, slot)
-                            }
-                            Err(e) => {
-                                tracing::warn!(layout = %best, error = %e, "chosen layout failed to load; keeping the current one");
-                                // Report what serves, not what was chosen.
-                                let now = engine.layout();
-                                let fps = tried
-                                    .iter()
-                                    .find(|r| {
-                                        r.instances == now.instances && r.threads == now.threads
-                                    })
-                                    .map(|r| r.fps);
-                                verdict = report(now, fps, "auto", tried);
-                            }
+                    if self.install(&shell, e, slot) {
+                        // Reported once the chosen layout serves (the bench measures from here).
+                        if let Some(r) = p.chosen {
+                            stats.set_layout(r);
                         }
                     }
-                    // Reported once the chosen layout serves (the bench measures from here).
-                    stats.set_layout(verdict);
                     return;
+                }
+                Err(e) => {
+                    tracing::warn!(layout = %p.layout, error = %e, "layout failed to load; skipped");
+                    match self.after_failure(p, serving, &shell, stats) {
+                        Some(next) => p = next,
+                        None => {
+                            tracing::error!(layout = %serving, "the layout that served no longer loads either; frames fail until a model is loaded again");
+                            self.state = State::Settled { engine: shell.id() };
+                            return;
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Puts `new` in the slot unless another model swapped in meanwhile (then that model
-    /// is tuned on its own).
-    fn swap(&mut self, old: &Arc<Engine>, new: Engine, slot: &EngineSlot) {
+    /// What to load after `failed` did not: the next candidate while trying, else the
+    /// layout that served before (reported as what serves).
+    fn after_failure(
+        &mut self,
+        failed: Pending,
+        serving: Layout,
+        shell: &Engine,
+        stats: &Stats,
+    ) -> Option<Pending> {
+        match failed.chosen {
+            None => {
+                let State::Trying { trials, .. } = &self.state else {
+                    return None;
+                };
+                let verdict = lock(&trials.clone()).skip();
+                self.plan(verdict, shell, false, stats)
+            }
+            Some(r) if failed.layout != serving => {
+                tracing::warn!(layout = %serving, "chosen layout failed to load; back to the one that served");
+                let fps = fps_of(&r.tried, serving);
+                Some(Pending {
+                    layout: serving,
+                    chosen: Some(report(serving, fps, "auto", r.tried)),
+                    ..failed
+                })
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Puts `new` in the slot in place of `shell` unless another model swapped in meanwhile.
+    fn install(&mut self, shell: &Arc<Engine>, new: Engine, slot: &EngineSlot) -> bool {
         let new = Arc::new(new);
         let id = new.id();
-        let prev = slot.compare_and_swap(old, new);
-        if !Arc::ptr_eq(&*prev, old) {
+        let prev = slot.compare_and_swap(shell, new);
+        if !Arc::ptr_eq(&*prev, shell) {
             self.state = State::Idle;
-            return;
+            return false;
         }
         self.made.push(id);
         match &mut self.state {
             State::Trying { engine, .. } | State::Settled { engine } => *engine = id,
             State::Idle => {}
         }
+        true
     }
+}
+
+/// Puts a session-less copy of engine `from` in the slot and drops the engine: its sessions
+/// go with the last reference, as every frame it ran has come back. `None`: another model
+/// swapped in meanwhile.
+fn unload(slot: &EngineSlot, from: u64) -> Option<Arc<Engine>> {
+    let old = slot.load_full();
+    if old.id() != from {
+        return None;
+    }
+    let shell = Arc::new(old.unloaded());
+    let prev = slot.compare_and_swap(&old, shell.clone());
+    if !Arc::ptr_eq(&*prev, &old) {
+        return None;
+    }
+    drop(prev);
+    if Arc::strong_count(&old) > 1 {
+        tracing::warn!("the old layout is still referenced; its sessions outlive the relayout");
+    }
+    Some(shell)
+}
+
+fn fps_of(tried: &[LayoutFps], l: Layout) -> Option<f64> {
+    tried
+        .iter()
+        .find(|r| r.instances == l.instances && r.threads == l.threads)
+        .map(|r| r.fps)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -329,62 +314,4 @@ fn report(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn l(instances: usize, threads: usize) -> Layout {
-        Layout { instances, threads }
-    }
-
-    /// Feeds frames at `fps` until the verdict changes.
-    fn run(t: &mut Trials, clock: &mut Instant, fps: f64) -> Verdict {
-        let step = Duration::from_secs_f64(1.0 / fps);
-        for _ in 0..100_000 {
-            *clock += step;
-            let v = t.frame(*clock);
-            if v != Verdict::Continue {
-                return v;
-            }
-        }
-        panic!("never decided");
-    }
-
-    #[test]
-    fn the_fastest_layout_wins_and_each_gets_a_share_of_the_budget() {
-        let mut t = Trials::new(vec![l(1, 2), l(2, 1)], Duration::from_millis(1000));
-        let mut clock = Instant::now();
-        let t0 = clock;
-        assert_eq!(run(&mut t, &mut clock, 190.0), Verdict::Try(l(2, 1)));
-        let first = clock - t0;
-        assert!(first >= Duration::from_millis(500) && first < Duration::from_millis(600));
-        assert_eq!(run(&mut t, &mut clock, 230.0), Verdict::Settle(l(2, 1)));
-        let r = t.results();
-        assert_eq!(r.len(), 2);
-        assert!(
-            (r[0].fps - 190.0).abs() < 3.0 && (r[1].fps - 230.0).abs() < 3.0,
-            "{r:?}"
-        );
-    }
-
-    #[test]
-    fn a_near_tie_keeps_the_earlier_smaller_layout_and_slow_models_get_enough_frames() {
-        let mut t = Trials::new(vec![l(1, 2), l(2, 1)], Duration::from_millis(100));
-        let mut clock = Instant::now();
-        assert_eq!(run(&mut t, &mut clock, 100.0), Verdict::Try(l(2, 1)));
-        assert_eq!(run(&mut t, &mut clock, 101.0), Verdict::Settle(l(1, 2)));
-        // 2 fps: far beyond the budget, but still MIN_COUNTED frames after warm-up.
-        let mut t = Trials::new(vec![l(1, 1)], Duration::from_millis(10));
-        let mut clock = Instant::now();
-        assert_eq!(run(&mut t, &mut clock, 2.0), Verdict::Settle(l(1, 1)));
-    }
-
-    #[test]
-    fn a_layout_that_fails_to_load_scores_zero() {
-        let mut t = Trials::new(vec![l(1, 2), l(2, 1), l(2, 2)], Duration::from_millis(300));
-        let mut clock = Instant::now();
-        assert_eq!(run(&mut t, &mut clock, 50.0), Verdict::Try(l(2, 1)));
-        assert_eq!(t.skip(), Verdict::Try(l(2, 2)));
-        assert_eq!(run(&mut t, &mut clock, 40.0), Verdict::Settle(l(1, 2)));
-        assert_eq!(t.results()[1].fps, 0.0);
-    }
-}
+pub(super) mod tests;

@@ -1,0 +1,112 @@
+//! `AutoLayout::drained` on real ONNX Runtime sessions (ssdlite-person): the old layout's
+//! sessions are gone before the next layout loads, and a model swapped in meanwhile stays.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use super::{AutoLayout, Pending, State};
+use crate::engine::{DetectionFilter, Engine, EngineOptions, Layout, LayoutRequest};
+use crate::ingest::Frame;
+use crate::pipeline::Stats;
+
+/// ssdlite-person on ORT in a fixed layout (also the dispatcher's tests' engine).
+pub(crate) fn engine(instances: usize, threads: usize) -> Engine {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ssdlite-person");
+    let model = crate::model::Model::load(&dir).expect("model");
+    let opts = EngineOptions {
+        backend: Some("ort".into()),
+        threads: 1,
+    };
+    let request = LayoutRequest::from_counts(instances, threads);
+    Engine::from_model_layout(model, &opts, request).expect("engine")
+}
+
+fn stats() -> Arc<Stats> {
+    Stats::new(Default::default())
+}
+
+fn pending(from: u64, instances: usize, threads: usize) -> Option<Pending> {
+    Some(Pending {
+        from,
+        layout: Layout { instances, threads },
+        chosen: None,
+        since: Instant::now(),
+    })
+}
+
+#[test]
+fn the_old_layout_s_sessions_go_before_the_next_layout_loads() {
+    let first = engine(1, 2);
+    let sessions = first.sessions();
+    let mut tune = AutoLayout::new();
+    tune.pending = pending(first.id(), 2, 1);
+    let slot = Arc::new(ArcSwap::from_pointee(first));
+    assert!(tune.pending());
+    tune.drained(&slot, &stats());
+    assert!(!tune.pending());
+    let now = slot.load_full();
+    assert_eq!(
+        now.layout(),
+        Layout {
+            instances: 2,
+            threads: 1
+        }
+    );
+    assert_eq!(now.instances(), 2);
+    // Loading 2x1 beside the live 1x2 would have made it 3.
+    assert_eq!(sessions.peak(), 2, "two layouts held sessions at once");
+    assert_eq!(sessions.live(), 2);
+    let frame = Frame::blank((300, 300), 640, 480);
+    let (dets, _) = now
+        .detect_frame_on(1, &frame, &DetectionFilter::default())
+        .expect("the new layout detects");
+    assert!(dets.iter().all(|d| d.confidence.is_finite()));
+}
+
+#[test]
+fn a_model_swapped_in_meanwhile_stays_and_the_old_one_is_left_alone() {
+    let tuned = Arc::new(engine(1, 2));
+    let mut tune = AutoLayout::new();
+    tune.pending = pending(tuned.id(), 2, 1);
+    let slot = Arc::new(ArcSwap::new(tuned.clone()));
+    let other = Arc::new(engine(1, 1));
+    slot.store(other.clone());
+    tune.drained(&slot, &stats());
+    assert!(
+        Arc::ptr_eq(&slot.load_full(), &other),
+        "the twin's model serves"
+    );
+    assert_eq!(
+        tuned.sessions().live(),
+        1,
+        "nothing loaded for the old model"
+    );
+    assert!(
+        matches!(tune.state, State::Idle),
+        "the new model is tuned on its own"
+    );
+}
+
+#[test]
+fn a_session_less_copy_fails_frames_without_panicking() {
+    let full = engine(2, 1);
+    let shell = full.unloaded();
+    assert_ne!(shell.id(), full.id());
+    assert_eq!(shell.layout(), full.layout());
+    assert_eq!(shell.instances(), 1, "one pool worker, whatever the layout");
+    let frame = Frame::blank((300, 300), 640, 480);
+    for i in 0..3 {
+        assert!(shell
+            .detect_frame_on(i, &frame, &DetectionFilter::default())
+            .is_err());
+    }
+    drop(full);
+    assert_eq!(shell.sessions().live(), 0);
+    let again = shell.relayout(Layout {
+        instances: 1,
+        threads: 1,
+    });
+    assert_eq!(again.expect("relayout of the copy").sessions().live(), 1);
+}
