@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,14 +71,6 @@ impl Drop for Azurite {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn connection(port: u16, key: &str) -> ConnectionString {
@@ -174,7 +165,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn snapshots_arrive_in_azurite_as_valid_jpegs() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let _azurite = Azurite::start(&tmp.path().join("azurite"), port);
     let root = tmp.path().join("snapshots");
     let store = SnapshotStore::open(&root, Retention::default(), true).unwrap();
@@ -219,7 +210,7 @@ fn snapshots_arrive_in_azurite_as_valid_jpegs() {
 #[test]
 fn killed_and_restarted_azurite_loses_none() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let location = tmp.path().join("azurite");
     let mut azurite = Azurite::start(&location, port);
     let root = tmp.path().join("snapshots");
@@ -284,7 +275,7 @@ fn killed_and_restarted_azurite_loses_none() {
 #[test]
 fn wrong_key_is_reported_and_files_are_kept() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let _azurite = Azurite::start(&tmp.path().join("azurite"), port);
     let root = tmp.path().join("snapshots");
     let keep_none = Retention {
@@ -341,7 +332,7 @@ fn module_mode_uploads_snapshots_named_by_its_events() {
     use common::edgehub::Harness;
     use serde_json::{json, Value};
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let _azurite = Azurite::start(&tmp.path().join("azurite"), port);
     let snaps = tmp.path().join("snaps");
     let conn = format!(
