@@ -259,3 +259,10 @@ pub const ORT_SHARED_WEIGHTS: bool = false;
 /// choice, one per core plus one). One: -6 MB peak RSS on the sample clip for the same decode
 /// CPU; inference, not decode, fills the cores (docs/memory.md).
 pub const DECODER_MAX_THREADS: i32 = 1;
+
+// --- session 4: the tuner's reload after a failed relayout ---
+/// First wait before loading the layout that served again, when a relayout could load
+/// neither the next layout nor the old one (its sessions were already gone).
+pub const LAYOUT_RELOAD_RETRY_MIN: Duration = Duration::from_secs(1);
+/// The wait doubles after each failure up to this.
+pub const LAYOUT_RELOAD_RETRY_MAX: Duration = Duration::from_secs(30);

@@ -140,9 +140,10 @@ pub(super) fn infer_1thread_ms(
     Ok(t.elapsed().as_secs_f64() * 1e3 / calls as f64)
 }
 
-/// The 1-thread inference time while `cores` 1-thread engines run at once, one per core,
-/// each `calls` bare calls on the same tensor: mean ms per call over all of them. Loaded
-/// before any is timed, so no load overlaps a measurement.
+/// The 1-thread inference time while `cores` 1-thread instances run at once, one per core,
+/// each `calls` bare calls on the same tensor: mean ms per call over all of them. One engine
+/// of `cores` instances, as the pipeline's Nx1 layout loads it (weights shared where the
+/// backend can), all loaded before any is timed.
 pub(super) fn infer_all_cores_ms(
     model: &std::path::Path,
     backend: &str,
@@ -154,24 +155,31 @@ pub(super) fn infer_all_cores_ms(
         backend: Some(backend.to_string()),
         threads: 1,
     };
-    let engines = (0..cores.max(1))
-        .map(|_| Engine::load(model, &opts))
-        .collect::<Result<Vec<_>, _>>()?;
-    let start = std::sync::Barrier::new(engines.len());
+    let loaded = crate::model::Model::load(model)?;
+    let cores = cores.max(1);
+    let layout = crate::engine::LayoutRequest::from_counts(cores, 1);
+    let engine = Engine::from_model_layout(loaded, &opts, layout)?;
+    let start = std::sync::Barrier::new(cores);
     let calls = calls.max(1);
     let per_call = std::thread::scope(|s| {
-        let runs: Vec<_> = engines
-            .iter()
-            .map(|engine| {
-                let start = &start;
+        let runs: Vec<_> = (0..cores)
+            .map(|i| {
+                let (start, engine) = (&start, &engine);
                 s.spawn(move || -> Result<f64, EngineError> {
-                    for _ in 0..3 {
-                        engine.infer_only(tensor)?;
-                    }
+                    let warm = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (0..3).try_for_each(|_| engine.infer_only_on(i, tensor))
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(EngineError::Inference {
+                            message: "the backend panicked".into(),
+                        })
+                    });
+                    // Every thread reaches the barrier, or the others would wait forever.
                     start.wait();
+                    warm?;
                     let t = Instant::now();
                     for _ in 0..calls {
-                        engine.infer_only(tensor)?;
+                        engine.infer_only_on(i, tensor)?;
                     }
                     Ok(t.elapsed().as_secs_f64() * 1e3 / calls as f64)
                 })

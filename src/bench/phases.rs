@@ -250,10 +250,11 @@ pub(super) fn full_pipeline(
         threads0 = super::cpu::snapshot();
     });
     let cpu_s = sys::cpu_seconds() - cpu0;
-    let threads1 = super::cpu::snapshot();
+    // The count first: a frame finished during the /proc walk then has its CPU counted.
     let counted = count
         .load(Ordering::Relaxed)
         .saturating_sub(settled.unwrap_or(0));
+    let threads1 = super::cpu::snapshot();
     pipeline.stop();
     let stats = pipeline.stats.clone();
     let report = pipeline.wait();
@@ -285,12 +286,16 @@ pub(super) fn full_pipeline(
         tuning: span(0, from),
         steady: span(from, to.saturating_sub(1)),
         cpu_s,
-        cpu: super::cpu::split(
-            &threads0,
-            &threads1,
-            counted,
-            super::cpu::ticks_per_second(),
-        ),
+        // No settled window (the pipeline ended first) or no frame in it: no split.
+        cpu: match (settled, counted) {
+            (Some(_), 1..) => super::cpu::split(
+                &threads0,
+                &threads1,
+                counted,
+                super::cpu::ticks_per_second(),
+            ),
+            _ => Default::default(),
+        },
         preprocess,
         infer,
         decode,

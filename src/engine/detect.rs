@@ -160,7 +160,12 @@ impl Engine {
 
     /// The bare backend call on a ready tensor: warm-up, and what `bench` calls the ceiling.
     pub fn infer_only(&self, tensor: &InputTensor) -> Result<(), EngineError> {
-        self.backend(0)?.run(tensor).map(|_| ())
+        self.infer_only_on(0, tensor)
+    }
+
+    /// The bare call on instance `which` (modulo the instance count).
+    pub fn infer_only_on(&self, which: usize, tensor: &InputTensor) -> Result<(), EngineError> {
+        self.backend(which)?.run(tensor).map(|_| ())
     }
 
     /// Raw output tensors, for decoder benchmarks and debugging.

@@ -104,6 +104,7 @@ impl InferLoop {
             // Time-based work runs on idle turns and, on busy ones, every `IDLE`.
             if matches!(step, Step::Idle) || last_tick.elapsed() >= IDLE {
                 last_tick = Instant::now();
+                tune.retry(&self.shared.engine, &self.shared.stats, last_tick);
                 if !self.tick(last_tick) {
                     break;
                 }

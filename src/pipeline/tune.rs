@@ -9,7 +9,7 @@
 //! back, and `drained` then drops the old layout's sessions before it loads the next.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{EngineSlot, Stats};
 use crate::defaults;
@@ -42,12 +42,24 @@ struct Pending {
     since: Instant,
 }
 
+/// The layout that served, to load again after a relayout found neither it nor the next
+/// one loadable (the old sessions were already gone): retried on idle ticks with backoff.
+#[derive(Debug)]
+struct Retry {
+    /// The session-less copy holding the slot.
+    shell: u64,
+    layout: Layout,
+    at: Instant,
+    wait: Duration,
+}
+
 /// Watches which engine each in-order frame ran on and tunes engines whose layout is `auto`.
 pub(super) struct AutoLayout {
     state: State,
     /// Engines this tuner loaded.
     made: Vec<u64>,
     pending: Option<Pending>,
+    retry: Option<Retry>,
 }
 
 impl AutoLayout {
@@ -56,6 +68,7 @@ impl AutoLayout {
             state: State::Idle,
             made: Vec::new(),
             pending: None,
+            retry: None,
         }
     }
 
@@ -188,6 +201,11 @@ impl AutoLayout {
         };
         let serving = shell.layout();
         loop {
+            if slot.load().id() != shell.id() {
+                // A model swapped in meanwhile: no load beside its sessions.
+                self.state = State::Idle;
+                return;
+            }
             let t0 = Instant::now();
             match shell.relayout(p.layout) {
                 Ok(e) => {
@@ -209,12 +227,50 @@ impl AutoLayout {
                     match self.after_failure(p, serving, &shell, stats) {
                         Some(next) => p = next,
                         None => {
-                            tracing::error!(layout = %serving, "the layout that served no longer loads either; frames fail until a model is loaded again");
+                            tracing::error!(layout = %serving, "the layout that served no longer loads either; frames fail until it loads again (retried with backoff) or another model is loaded");
                             self.state = State::Settled { engine: shell.id() };
+                            let wait = defaults::LAYOUT_RELOAD_RETRY_MIN;
+                            self.retry = Some(Retry {
+                                shell: shell.id(),
+                                layout: serving,
+                                at: Instant::now() + wait,
+                                wait,
+                            });
                             return;
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Called on the dispatcher's ticks: loads the layout that served again when a relayout
+    /// left only the session-less copy (see [`Retry`]), doubling the wait after each failure.
+    pub fn retry(&mut self, slot: &EngineSlot, stats: &Stats, now: Instant) {
+        let Some(r) = self.retry.as_mut() else {
+            return;
+        };
+        if now < r.at {
+            return;
+        }
+        let shell = slot.load_full();
+        if shell.id() != r.shell {
+            self.retry = None; // another model was loaded: nothing to restore
+            return;
+        }
+        match shell.relayout(r.layout) {
+            Ok(e) => {
+                tracing::info!(layout = %r.layout, "the layout that served loads again");
+                let layout = r.layout;
+                self.retry = None;
+                if self.install(&shell, e, slot) {
+                    stats.set_layout(report(layout, None, "auto", Vec::new()));
+                }
+            }
+            Err(e) => {
+                r.wait = (r.wait * 2).min(defaults::LAYOUT_RELOAD_RETRY_MAX);
+                r.at = now + r.wait;
+                tracing::warn!(layout = %r.layout, error = %e, retry_in_s = r.wait.as_secs(), "the layout that served still does not load");
             }
         }
     }

@@ -91,7 +91,6 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 /// A loopback port free now, and never handed out before in this test process: the kernel
 /// may give a just-released port again, and two parts of one test (a broker and a metrics
 /// server) then bind the same one.

@@ -110,3 +110,62 @@ fn a_session_less_copy_fails_frames_without_panicking() {
     });
     assert_eq!(again.expect("relayout of the copy").sessions().live(), 1);
 }
+
+/// A relayout that can load neither the next layout nor the old one (the model file went
+/// away after the old sessions were dropped) leaves the session-less copy serving; the
+/// tuner then loads the old layout again on a later tick, once the file is back.
+#[test]
+fn a_relayout_that_cannot_reload_retries_the_layout_that_served() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ssdlite-person");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in ["model.toml", "labels.txt", "LICENSE", "ssdlite-person.onnx"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy the model folder");
+    }
+    let model = crate::model::Model::load(dir.path()).expect("model");
+    let opts = EngineOptions {
+        backend: Some("ort".into()),
+        threads: 1,
+    };
+    let first =
+        Engine::from_model_layout(model, &opts, LayoutRequest::from_counts(1, 2)).expect("engine");
+    let sessions = first.sessions();
+    let mut tune = AutoLayout::new();
+    tune.pending = pending(first.id(), 2, 1);
+    let slot = Arc::new(ArcSwap::from_pointee(first));
+    let onnx = dir.path().join("ssdlite-person.onnx");
+    let away = dir.path().join("away.onnx");
+    std::fs::rename(&onnx, &away).expect("hide the weights");
+    let stats = stats();
+    tune.drained(&slot, &stats);
+    assert_eq!(sessions.live(), 0, "nothing could load");
+    let frame = Frame::blank((300, 300), 640, 480);
+    let filter = DetectionFilter::default();
+    assert!(slot.load().detect_frame_on(0, &frame, &filter).is_err());
+
+    // Not due yet, then due while the file is still away: still session-less.
+    let t0 = Instant::now();
+    tune.retry(&slot, &stats, t0);
+    assert_eq!(sessions.live(), 0);
+    tune.retry(&slot, &stats, t0 + std::time::Duration::from_secs(2));
+    assert_eq!(sessions.live(), 0);
+    // The wait doubled: 2 s later is too early, 5 s later is due, and the file is back.
+    std::fs::rename(&away, &onnx).expect("restore the weights");
+    tune.retry(&slot, &stats, t0 + std::time::Duration::from_secs(3));
+    assert_eq!(sessions.live(), 0, "backed off");
+    tune.retry(&slot, &stats, t0 + std::time::Duration::from_secs(10));
+    let now = slot.load_full();
+    assert_eq!(
+        now.layout(),
+        Layout {
+            instances: 1,
+            threads: 2
+        },
+        "the layout that served"
+    );
+    assert_eq!(sessions.live(), 1);
+    assert!(
+        now.detect_frame_on(0, &frame, &filter).is_ok(),
+        "frames detect again"
+    );
+    assert!(stats.layout().is_some(), "the serving layout is reported");
+}
