@@ -28,7 +28,7 @@ pub struct Limit {
     pub preprocess_ms: f64,
     pub fps: f64,
     /// Not the definition, beside it: the same sum with the 1-thread inference
-    /// time measured while every core runs one at once (`infer_all_cores_ms`). The cores
+    /// time measured while every core runs one at once (`infer_at_once_ms`). The cores
     /// share caches and memory bandwidth, so this is what the hardware gives; the gap
     /// between the two limits is not the pipeline's to close.
     pub infer_all_cores_ms: f64,
@@ -98,17 +98,17 @@ impl Limit {
 
 /// `measured / limit` to three decimals; 0 when the limit is 0.
 pub fn ratio(measured_fps: f64, limit: &Limit) -> f64 {
-    if limit.fps > 0.0 {
-        (measured_fps / limit.fps * 1e3).round() / 1e3
-    } else {
-        0.0
-    }
+    share(measured_fps, limit.fps)
 }
 
 /// `measured / limit with all cores busy`; 0 when that was not measured.
 pub fn ratio_all_cores(measured_fps: f64, limit: &Limit) -> f64 {
-    if limit.fps_all_cores > 0.0 {
-        (measured_fps / limit.fps_all_cores * 1e3).round() / 1e3
+    share(measured_fps, limit.fps_all_cores)
+}
+
+fn share(measured_fps: f64, limit_fps: f64) -> f64 {
+    if limit_fps > 0.0 {
+        (measured_fps / limit_fps * 1e3).round() / 1e3
     } else {
         0.0
     }
@@ -122,47 +122,33 @@ pub(super) fn infer_1thread_ms(
     tensor: &InputTensor,
     calls: u64,
 ) -> Result<f64, EngineError> {
-    let engine = Engine::load(
-        model,
-        &EngineOptions {
-            backend: Some(backend.to_string()),
-            threads: 1,
-        },
-    )?;
-    for _ in 0..3 {
-        engine.infer_only(tensor)?;
-    }
-    let calls = calls.max(1);
-    let t = Instant::now();
-    for _ in 0..calls {
-        engine.infer_only(tensor)?;
-    }
-    Ok(t.elapsed().as_secs_f64() * 1e3 / calls as f64)
+    infer_at_once_ms(model, backend, tensor, calls, 1)
 }
 
-/// The 1-thread inference time while `cores` 1-thread instances run at once, one per core,
-/// each `calls` bare calls on the same tensor: mean ms per call over all of them. One engine
-/// of `cores` instances, as the pipeline's Nx1 layout loads it (weights shared where the
-/// backend can), all loaded before any is timed.
-pub(super) fn infer_all_cores_ms(
+/// The 1-thread inference time while `instances` 1-thread instances run at once (one per
+/// core for the all-cores limit, one alone for the 1-thread ceiling), each `calls` bare
+/// calls on the same tensor: mean ms per call over all of them. One engine of `instances`
+/// instances, as the pipeline's Nx1 layout loads it (weights shared where the backend
+/// can), all loaded before any is timed.
+pub(super) fn infer_at_once_ms(
     model: &std::path::Path,
     backend: &str,
     tensor: &InputTensor,
     calls: u64,
-    cores: usize,
+    instances: usize,
 ) -> Result<f64, EngineError> {
     let opts = EngineOptions {
         backend: Some(backend.to_string()),
         threads: 1,
     };
     let loaded = crate::model::Model::load(model)?;
-    let cores = cores.max(1);
-    let layout = crate::engine::LayoutRequest::from_counts(cores, 1);
+    let n = instances.max(1);
+    let layout = crate::engine::LayoutRequest::from_counts(n, 1);
     let engine = Engine::from_model_layout(loaded, &opts, layout)?;
-    let start = std::sync::Barrier::new(cores);
+    let start = std::sync::Barrier::new(n);
     let calls = calls.max(1);
     let per_call = std::thread::scope(|s| {
-        let runs: Vec<_> = (0..cores)
+        let runs: Vec<_> = (0..n)
             .map(|i| {
                 let (start, engine) = (&start, &engine);
                 s.spawn(move || -> Result<f64, EngineError> {

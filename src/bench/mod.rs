@@ -308,7 +308,7 @@ fn one_backend(
     // Every core's 1-thread inference at once: what the cores give together.
     let cores = sys::cores();
     let all_cores =
-        limit::infer_all_cores_ms(&s.model, backend, &tensor, (s.frames / 4).max(10), cores)
+        limit::infer_at_once_ms(&s.model, backend, &tensor, (s.frames / 4).max(10), cores)
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "bench: all-cores inference not measured");
                 0.0
