@@ -40,23 +40,24 @@ fn set_max_threads(element: &gst::Element, n: i32) {
 mod tests {
     use super::*;
 
-    fn init() -> bool {
-        gst::init().is_ok() && gst::ElementFactory::find("avdec_h264").is_some()
+    /// A fresh `avdec_h264` (gst-libav is a test dependency: `make deps`).
+    fn avdec() -> gst::Element {
+        assert!(
+            gst::init().is_ok() && gst::ElementFactory::find("avdec_h264").is_some(),
+            "GStreamer with gst-libav is a test dependency (make deps)"
+        );
+        gst::ElementFactory::make("avdec_h264")
+            .build()
+            .expect("avdec_h264")
     }
 
     #[test]
     fn a_libav_decoder_added_inside_a_bin_gets_the_cap_and_others_are_left_alone() {
-        assert!(
-            init(),
-            "GStreamer with gst-libav is a test dependency (make deps)"
-        );
+        let dec = avdec();
         let pipeline = gst::Pipeline::new();
         cap_threads(&pipeline, 1);
         let bin = gst::Bin::new();
         pipeline.add(&bin).expect("bin");
-        let dec = gst::ElementFactory::make("avdec_h264")
-            .build()
-            .expect("avdec_h264");
         let other = gst::ElementFactory::make("queue").build().expect("queue");
         assert_eq!(dec.property::<i32>("max-threads"), 0, "libav's default");
         bin.add_many([&dec, &other]).expect("add");
@@ -66,15 +67,9 @@ mod tests {
 
     #[test]
     fn zero_leaves_libav_to_choose() {
-        assert!(
-            init(),
-            "GStreamer with gst-libav is a test dependency (make deps)"
-        );
+        let dec = avdec();
         let pipeline = gst::Pipeline::new();
         cap_threads(&pipeline, 0);
-        let dec = gst::ElementFactory::make("avdec_h264")
-            .build()
-            .expect("avdec_h264");
         pipeline.add(&dec).expect("add");
         assert_eq!(dec.property::<i32>("max-threads"), 0);
     }

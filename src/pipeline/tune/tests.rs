@@ -13,8 +13,16 @@ use crate::pipeline::Stats;
 
 /// ssdlite-person on ORT in a fixed layout (also the dispatcher's tests' engine).
 pub(crate) fn engine(instances: usize, threads: usize) -> Engine {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ssdlite-person");
-    let model = crate::model::Model::load(&dir).expect("model");
+    engine_in(&bundled(), instances, threads)
+}
+
+fn bundled() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ssdlite-person")
+}
+
+/// The model folder `dir` on ORT in a fixed layout.
+fn engine_in(dir: &std::path::Path, instances: usize, threads: usize) -> Engine {
+    let model = crate::model::Model::load(dir).expect("model");
     let opts = EngineOptions {
         backend: Some("ort".into()),
         threads: 1,
@@ -116,18 +124,11 @@ fn a_session_less_copy_fails_frames_without_panicking() {
 /// tuner then loads the old layout again on a later tick, once the file is back.
 #[test]
 fn a_relayout_that_cannot_reload_retries_the_layout_that_served() {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ssdlite-person");
     let dir = tempfile::tempdir().expect("tempdir");
     for f in ["model.toml", "labels.txt", "LICENSE", "ssdlite-person.onnx"] {
-        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy the model folder");
+        std::fs::copy(bundled().join(f), dir.path().join(f)).expect("copy the model folder");
     }
-    let model = crate::model::Model::load(dir.path()).expect("model");
-    let opts = EngineOptions {
-        backend: Some("ort".into()),
-        threads: 1,
-    };
-    let first =
-        Engine::from_model_layout(model, &opts, LayoutRequest::from_counts(1, 2)).expect("engine");
+    let first = engine_in(dir.path(), 1, 2);
     let sessions = first.sessions();
     let mut tune = AutoLayout::new();
     tune.pending = pending(first.id(), 2, 1);
