@@ -58,6 +58,9 @@ pub const MODEL_FETCH_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MAX_INCOMING_BYTES: usize = 2 * 1024 * 1024;
 /// Largest desired-properties document the module accepts (IoT Hub caps desired at 32 KB).
 pub const MAX_DESIRED_BYTES: usize = 64 * 1024;
+/// The desired document the module mirrors (every patch merged in) may grow to this before
+/// it is dropped and read again with a twin GET.
+pub const DESIRED_MIRROR_MAX_BYTES: usize = 4 * MAX_DESIRED_BYTES;
 /// Twin GET: first retry after this long, doubling up to BACKOFF_MAX.
 pub const TWIN_GET_RETRY: Duration = Duration::from_secs(1);
 /// A twin GET with no answer after this long is sent again.

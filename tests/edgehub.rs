@@ -199,7 +199,7 @@ fn model_swap_while_frames_flow() {
             .expect("backend")
             .to_string();
         let n = h.hub.telemetry_count();
-        let v = h.hub.patch_desired(patch);
+        let v = h.hub.patch_desired(patch.clone());
         h.hub.wait(Duration::from_secs(60), "swap ready", |s| {
             s.reported["appliedVersion"] == v
                 && s.reported["model"]["status"] == "ready"
@@ -375,6 +375,23 @@ fn broken_model(edit: impl Fn(&mut toml::Table), truncate: bool) -> tempfile::Te
     dir
 }
 
+/// The patch that takes every field `patch` set back to its value in `initial` (or removes it).
+fn undo(patch: &Value, initial: &Value) -> Value {
+    let Some(fields) = patch.as_object() else {
+        return Value::Null;
+    };
+    let back = fields.iter().map(|(k, v)| {
+        let was = initial.get(k);
+        let value = match (v.is_object(), was) {
+            (true, Some(w)) if w.is_object() => undo(v, w),
+            (_, Some(w)) => w.clone(),
+            (_, None) => Value::Null,
+        };
+        (k.clone(), value)
+    });
+    Value::Object(back.collect())
+}
+
 #[test]
 fn malformed_desired_patches_leave_the_running_config_alone() {
     let h = Harness::start(initial_desired(), &[], &[]);
@@ -518,7 +535,7 @@ fn malformed_desired_patches_leave_the_running_config_alone() {
                 s
             }
         };
-        let v = h.hub.patch_desired(patch);
+        let v = h.hub.patch_desired(patch.clone());
         let reason = if expect == "rejected" {
             h.hub.wait(Duration::from_secs(20), "rejection", |s| {
                 s.reported["lastDesired"]["version"] == v
@@ -536,13 +553,14 @@ fn malformed_desired_patches_leave_the_running_config_alone() {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            // Back to the bundled default for the next case.
-            let back = h.hub.patch_desired(json!({"model": null}));
-            h.hub.wait(Duration::from_secs(30), "recovered", |s| {
-                s.reported["appliedVersion"] == back && s.reported["model"]["status"] == "ready"
-            });
             r
         };
+        // The hub keeps every patch in desired, accepted or not (and so does the module): undo
+        // this one before the next case, as an operator would.
+        let back = h.hub.patch_desired(undo(&patch, &initial_desired()));
+        h.hub.wait(Duration::from_secs(30), "undone", |s| {
+            s.reported["appliedVersion"] == back && s.reported["model"]["status"] == "ready"
+        });
         assert!(!reason.is_empty(), "{shown}: no reason reported");
         // The old model and config keep running.
         assert_eq!(ready_sha(&h), good_sha, "{shown}");
@@ -583,4 +601,69 @@ fn malformed_desired_patches_leave_the_running_config_alone() {
     ));
     assert_eq!(ready_sha(&h), good_sha);
     eprintln!("{} malformed patches:\n{}", table.len(), table.join("\n"));
+}
+
+/// IoT Hub merges every patch into desired, rejected or not. A fix that follows a rejected
+/// patch must apply all of desired at its version, the rejected patch's valid fields too, not
+/// only its own (found by a hostile review: the module merged patches into the last accepted
+/// document, and reported a version applied while running a different config).
+#[test]
+fn a_fix_after_a_rejected_patch_applies_the_whole_desired_document() {
+    let h = Harness::start(initial_desired(), &[], &[]);
+    h.wait_ready(1);
+    let bad = h.hub.patch_desired(json!({
+        "detection": {"minConfidence": 0.7},
+        "zones": {"door": {"polygon": [[0.1, 0.1], [2.0, 0.1], [0.5, 0.5]]}}
+    }));
+    h.hub
+        .wait(Duration::from_secs(30), "the bad patch rejected", |s| {
+            s.reported["lastDesired"]["version"] == bad
+                && s.reported["lastDesired"]["status"] == "rejected"
+        });
+    assert_eq!(
+        h.hub.reported()["config"]["detection"]["minConfidence"],
+        json!(0.5),
+        "nothing of a rejected patch runs"
+    );
+    // The operator fixes the zone only: desired now holds minConfidence 0.7 and a good zone.
+    let fixed = h.hub.patch_desired(json!({
+        "zones": {"door": {"polygon": [[0.1, 0.1], [0.9, 0.1], [0.5, 0.5]]}}
+    }));
+    h.hub
+        .wait(Duration::from_secs(30), "the fixed patch applied", |s| {
+            s.reported["appliedVersion"] == fixed
+        });
+    let r = h.hub.reported();
+    assert!(r["config"]["zones"]["door"].is_object(), "{}", r["config"]);
+    assert_eq!(
+        r["config"]["detection"]["minConfidence"],
+        json!(0.7),
+        "desired v{fixed} holds detection.minConfidence 0.7; the module reports v{fixed} applied with {}",
+        r["config"]["detection"]
+    );
+    let applied = r["config"].clone();
+    h.hub.patch_raw(b"{not json");
+    h.hub
+        .wait(Duration::from_secs(20), "non-JSON rejection", |s| {
+            s.reported["lastDesired"]["status"] == "rejected"
+        });
+    assert_eq!(
+        h.hub.reported()["config"],
+        applied,
+        "a non-JSON patch changes nothing"
+    );
+    // Desired grown past what the module mirrors (4 x 64 KiB): rejected, and desired is read
+    // again from the hub, so the next patch still builds on all of it.
+    let junk = h.hub.patch_desired(json!({"notes": "x".repeat(300_000)}));
+    h.hub
+        .wait(Duration::from_secs(30), "oversized desired rejected", |s| {
+            s.reported["lastDesired"]["version"] == junk
+                && s.reported["lastDesired"]["status"] == "rejected"
+        });
+    let back = h.hub.patch_desired(json!({"notes": null}));
+    h.hub
+        .wait(Duration::from_secs(30), "desired back under the cap", |s| {
+            s.reported["appliedVersion"] == back
+        });
+    assert_eq!(h.hub.reported()["config"], applied, "desired re-read whole");
 }

@@ -104,7 +104,10 @@ struct Module {
     serving: ModelConfig,
     serving_dir: Arc<std::sync::Mutex<Vec<PathBuf>>>,
     serving_status: ModelStatus,
-    desired_doc: Value,
+    /// The hub's desired document as the module knows it: the last twin GET with every patch
+    /// since merged in, accepted or not. None until a twin GET answers.
+    desired_doc: Option<Value>,
+    /// The version of desired that the running config was validated from.
     desired_version: Option<i64>,
     model_status: ModelStatus,
     loader: Loader,
@@ -168,7 +171,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         applied: opts.initial.clone(),
         serving: model_cfg,
         serving_dir,
-        desired_doc: json!({}),
+        desired_doc: None,
         desired_version: None,
         opts,
         pipeline: None,

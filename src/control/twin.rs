@@ -85,15 +85,7 @@ impl Module {
                     );
                 }
             }
-            Some(TwinEvent::DesiredPatch { version, body }) => {
-                let candidate = serde_json::from_slice::<Value>(body)
-                    .map_err(|e| format!("desired patch is not JSON: {e}"))
-                    .and_then(|patch| apply::patched(&self.desired_doc, &patch));
-                match candidate {
-                    Ok(doc) => self.apply_document(doc, version, "patch"),
-                    Err(reason) => self.reject(version, &reason, "patch"),
-                }
-            }
+            Some(TwinEvent::DesiredPatch { version, body }) => self.on_patch(version, body),
             Some(TwinEvent::MethodCall { name, rid, .. }) => {
                 let (status, body) = self.on_method(name);
                 let sent = self.session.publish_control(
@@ -118,6 +110,38 @@ impl Module {
         }
     }
 
+    /// The hub merges every patch into desired, accepted or not, and so does `desired_doc`:
+    /// after a rejected patch, the fix that follows applies all of desired, the rejected
+    /// patch's valid fields included, as a twin GET after a reconnect would.
+    fn on_patch(&mut self, version: Option<i64>, body: &[u8]) {
+        let Some(desired) = &self.desired_doc else {
+            // Desired is not known yet (or was dropped); the pending twin GET's answer holds
+            // this patch too.
+            tracing::info!(
+                ?version,
+                "desired patch before the twin GET answer; the answer holds it"
+            );
+            return;
+        };
+        let merged = serde_json::from_slice::<Value>(body)
+            .map_err(|e| format!("desired patch is not JSON: {e}"))
+            .and_then(|patch| apply::patched(desired, &patch));
+        let doc = match merged {
+            Ok(doc) => doc,
+            // Not a JSON object: the hub cannot have merged it either, so desired is as it was.
+            Err(reason) => return self.reject(version, &reason, "patch"),
+        };
+        let size = serde_json::to_vec(&doc).map_or(usize::MAX, |b| b.len());
+        if size > defaults::DESIRED_MIRROR_MAX_BYTES {
+            // A bound on what the module keeps; the hub's own copy is the truth: read it again.
+            self.desired_doc = None;
+            self.reject(version, &format!("desired properties grew to {size} bytes; at most {}: remove what edgelens does not read", defaults::MAX_DESIRED_BYTES), "patch");
+            return self.send_twin_get();
+        }
+        self.desired_doc = Some(doc.clone());
+        self.apply_document(doc, version, "patch");
+    }
+
     fn on_twin(&mut self, status: u16, payload: &[u8]) {
         if status != 200 {
             return self.twin_get_failed(&format!("status {status}"));
@@ -128,6 +152,7 @@ impl Module {
         };
         self.twin_get = Default::default();
         let desired = twin.get("desired").cloned().unwrap_or_else(|| json!({}));
+        self.desired_doc = Some(desired.clone());
         let version = desired.get("$version").and_then(Value::as_i64);
         if version.is_some() && version == self.desired_version {
             tracing::info!(?version, "twin unchanged since last applied");
@@ -180,7 +205,6 @@ impl Module {
             Ok(x) => x,
             Err(errors) => return self.reject(version, &errors.join("; "), origin),
         };
-        self.desired_doc = doc;
         self.desired_version = version;
         self.applied = plan.config.clone();
         if plan.settings_changed || plan.restart_source {
