@@ -77,6 +77,19 @@ pub async fn handle(req: Request<Incoming>, ctx: &UiContext, progress: &Arc<Prog
     if path.len() > MAX_PATH || req.uri().query().is_some_and(|q| q.len() > MAX_QUERY) {
         return text(StatusCode::URI_TOO_LONG, "path or query too long");
     }
+    // DNS rebinding: a page whose own name resolves to 127.0.0.1 could read the pictures,
+    // events and config "same-origin". It cannot send an IP address or localhost as Host.
+    let host_ok = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(super::zones::host_may_change);
+    if !host_ok {
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "open the page by IP address (http://127.0.0.1:PORT/) or as localhost; other host names are refused",
+        );
+    }
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     let path = path.to_string();
     match path.as_str() {
@@ -195,16 +208,6 @@ async fn apply(req: Request<Incoming>, ctx: &UiContext) -> Reply {
         .is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
         return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
-    }
-    let host_ok = h
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(super::zones::host_may_change);
-    if !host_ok {
-        return text(
-            StatusCode::FORBIDDEN,
-            "open the page by IP address or as localhost to change zones",
-        );
     }
     // A page from another origin may not change zones (the JSON type already forces a
     // CORS preflight, which this server never grants; this says it plainly).

@@ -43,7 +43,7 @@ pub fn patched(body: &[u8], current: &SceneConfig) -> Result<SceneConfig, Vec<St
 }
 
 /// DNS rebinding: a web page can make its own name resolve to 127.0.0.1 and then talk to
-/// this server "same-origin". Changes are accepted only when the page was opened by IP
+/// this server "same-origin". Requests are served only when the page was opened by IP
 /// address or as `localhost`, which a rebinding page cannot claim.
 pub fn host_may_change(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
