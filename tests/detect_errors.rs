@@ -5,8 +5,8 @@ mod common;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::Path;
-use std::process::{Command, Output};
 
+use common::hostile::{assert_child_passes, with_memory_cap};
 use common::{assert_clean_failure, bin, data, model, run, scratch_model};
 use edgelens::engine::backends::Outputs;
 use edgelens::engine::decoders;
@@ -237,37 +237,6 @@ fn backend_table_naming_no_backend() {
     assert_clean_failure(
         &out,
         &["[backend.openvino]", "no backend is called 'openvino'"],
-    );
-}
-
-/// `program args` run by `sh` with its address space capped at 2 GiB, so that an unbounded
-/// allocation fails fast instead of eating the machine.
-fn with_memory_cap(program: &Path, args: &[OsString]) -> Output {
-    run(Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 2097152 && exec \"$@\"")
-        .arg("sh")
-        .arg(program)
-        .args(args))
-}
-
-/// Runs the ignored test `name` of this binary alone in a child under the memory cap.
-fn assert_child_passes(name: &str) {
-    let exe = std::env::current_exe().expect("test binary");
-    let args = [
-        "--ignored",
-        "--exact",
-        name,
-        "--nocapture",
-        "--test-threads=1",
-    ];
-    let out = with_memory_cap(&exe, &args.map(OsString::from));
-    assert!(
-        out.status.success(),
-        "{name}: {:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 
