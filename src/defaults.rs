@@ -269,3 +269,21 @@ pub const DECODER_MAX_THREADS: i32 = 1;
 pub const LAYOUT_RELOAD_RETRY_MIN: Duration = Duration::from_secs(1);
 /// The wait doubles after each failure up to this.
 pub const LAYOUT_RELOAD_RETRY_MAX: Duration = Duration::from_secs(30);
+
+// --- session 5 (fix-model): bounds on sizes a model manifest or a twin can ask for ---
+/// Largest `[input] width` / `height` a model manifest may declare. Real detectors take
+/// 300-1280 px; a bigger input would make every frame's tensor (and ssd-anchors' anchor
+/// table) hundreds of MB, and 65535 x 65535 asked for 200 GB and aborted the process.
+pub const MODEL_INPUT_MAX_SIDE: u32 = 4096;
+/// Most anchors an ssd-anchors head may generate (16 bytes each: 8 MB). The bundled
+/// ssdlite-person has 1917; anchors are counted with checked arithmetic before any is made.
+pub const SSD_MAX_ANCHORS: usize = 500_000;
+/// Largest nanodet `reg_max` (NanoDet uses 7, GFL 16): each box side is a distribution of
+/// reg_max + 1 bins, allocated per frame.
+pub const NANODET_MAX_REG_MAX: usize = 64;
+/// Most classes a decoder may be told a head has (Objects365 has 365, LVIS 1203,
+/// ImageNet-21k 21841): bounds the per-candidate work and keeps `4 + num_classes` small.
+pub const DECODER_MAX_CLASSES: usize = 100_000;
+/// Largest width / height a source preset's caps may ask of the source (`test` source
+/// `width` / `height`): 8K; a 30000 x 30000 frame is 2.7 GB of RGB per buffer.
+pub const SOURCE_MAX_SIDE: i32 = 8192;

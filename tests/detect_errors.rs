@@ -2,7 +2,16 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::Path;
+
+use common::hostile::{assert_child_passes, with_memory_cap};
 use common::{assert_clean_failure, bin, data, model, run, scratch_model};
+use edgelens::engine::backends::Outputs;
+use edgelens::engine::decoders;
+use edgelens::model::Manifest;
+use ndarray::ArrayD;
 
 #[test]
 fn missing_model_folder() {
@@ -229,4 +238,142 @@ fn backend_table_naming_no_backend() {
         &out,
         &["[backend.openvino]", "no backend is called 'openvino'"],
     );
+}
+
+/// A 65535 x 65535 input made ssd-anchors build 200 GB of anchors at load, before the
+/// graph's input shape was looked at: the process aborted ("memory allocation failed").
+#[test]
+fn a_huge_manifest_input_is_refused_by_field_not_an_abort() {
+    let dir = scratch_model("ssdlite-person", |t| {
+        t["input"]["width"] = toml::Value::Integer(65535);
+        t["input"]["height"] = toml::Value::Integer(65535);
+    });
+    let args = [
+        OsString::from("detect"),
+        OsString::from("--model"),
+        dir.path().into(),
+        data("astronaut.png").into(),
+    ];
+    let out = with_memory_cap(Path::new(env!("CARGO_BIN_EXE_edgelens")), &args);
+    assert_clean_failure(&out, &["[input] width = 65535", "limit of 4096"]);
+}
+
+/// The same finding through the library (the module's loader thread): the manifest or the
+/// decoder refuses it, in a child under the memory cap.
+#[test]
+fn a_manifest_with_a_huge_input_is_refused_not_an_abort() {
+    assert_child_passes("child_ssd_anchors_huge_input");
+}
+
+const MANIFEST_HEAD: &str = r#"
+name = "hostile"
+version = "1"
+format = "onnx"
+file = "m.onnx"
+"#;
+
+/// The ssd-anchors manifest with `size` x `size` input, stride 1.
+fn ssd_anchors_manifest(size: u32) -> String {
+    format!(
+        "{MANIFEST_HEAD}
+[input]
+width = {size}
+height = {size}
+layout = \"nhwc\"
+dtype = \"u8\"
+color = \"rgb\"
+
+[decoder]
+kind = \"ssd-anchors\"
+nms_iou = 0.5
+boxes = \"b\"
+logits = \"l\"
+num_layers = 1
+min_scale = 0.2
+max_scale = 0.95
+aspect_ratios = [1.0]
+strides = [1]
+box_coder_scales = [10.0, 10.0, 5.0, 5.0]
+score = \"sigmoid\"
+"
+    )
+}
+
+#[test]
+#[ignore = "run by a_manifest_with_a_huge_input_is_refused_not_an_abort under a memory cap"]
+fn child_ssd_anchors_huge_input() {
+    // The same manifest at a sane size loads: only the size can make the test fail.
+    let small = Manifest::parse(&ssd_anchors_manifest(64)).expect("parses");
+    decoders::build(&small.decoder, &small.input).expect("64x64 builds");
+    // At the manifest's limit (4096 x 4096 x 3 anchors) the decoder refuses the count.
+    for size in [65535, 4096] {
+        let refused = match Manifest::parse(&ssd_anchors_manifest(size)) {
+            Err(e) => {
+                eprintln!("manifest refused: {e}");
+                true
+            }
+            Ok(m) => match decoders::build(&m.decoder, &m.input) {
+                Err(e) => {
+                    eprintln!("decoder refused: {e}");
+                    true
+                }
+                Ok(_) => false,
+            },
+        };
+        assert!(refused, "a {size}x{size} input with stride 1 was accepted");
+    }
+}
+
+/// nanodet's `reg_max` was unbounded and `decode` allocated `reg_max + 1` floats per frame
+/// before it checked the output's shape: the model loaded and warmed up (warm-up does not
+/// decode), was swapped in as `ready`, and the first frame aborted the process.
+#[test]
+fn a_huge_nanodet_reg_max_fails_the_frame_not_the_process() {
+    assert_child_passes("child_nanodet_huge_reg_max");
+}
+
+fn nanodet(reg_max: u64) -> Result<Box<dyn decoders::Decoder>, String> {
+    let text = format!(
+        "{MANIFEST_HEAD}
+[input]
+width = 16
+height = 16
+layout = \"nhwc\"
+dtype = \"u8\"
+color = \"rgb\"
+
+[decoder]
+kind = \"nanodet\"
+nms_iou = 0.5
+strides = [8]
+reg_max = {reg_max}
+scores = [\"s\"]
+boxes = [\"b\"]
+"
+    );
+    let m = Manifest::parse(&text).expect("the manifest parses");
+    decoders::build(&m.decoder, &m.input).map(|(d, _)| d)
+}
+
+#[test]
+#[ignore = "run by a_huge_nanodet_reg_max_fails_the_frame_not_the_process under a memory cap"]
+fn child_nanodet_huge_reg_max() {
+    // 16x16 at stride 8: 4 cells; boxes [1, 4, 4 * (reg_max + 1)].
+    let outputs = |bins: usize| {
+        Outputs(HashMap::from([
+            ("s".to_string(), ArrayD::<f32>::zeros(vec![1, 4, 1])),
+            ("b".to_string(), ArrayD::<f32>::zeros(vec![1, 4, 4 * bins])),
+        ]))
+    };
+    // A sane reg_max decodes these outputs: only reg_max can make the test fail.
+    let sane = nanodet(7).expect("reg_max = 7 builds");
+    assert!(sane.decode(&outputs(8), 0.0).is_ok());
+    // Refused at load, by name; had it loaded, the outputs would not fit it: an error for
+    // the frame, not an abort.
+    for huge in [1 << 40, i64::MAX as u64] {
+        match nanodet(huge) {
+            Err(e) => assert!(e.contains("reg_max") && e.contains("limit"), "{e}"),
+            Ok(decoder) => assert!(decoder.decode(&outputs(8), 0.0).is_err()),
+        }
+    }
 }

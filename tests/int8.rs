@@ -149,3 +149,58 @@ fn quantize_command_makes_a_model_that_finds_the_astronaut() {
         "{dets:?}"
     );
 }
+
+/// A hostile model.toml must not make quantize.py read or write outside its folders:
+/// `labels = "../../bait.txt"` read <tmp>/bait.txt and wrote it two levels above --out.
+/// Each case fails before any frame is decoded, and nothing appears outside --out.
+#[test]
+fn quantize_command_refuses_manifest_paths_out_of_its_folders() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = model("ssdlite-person");
+    let text = std::fs::read_to_string(src.join("model.toml")).expect("manifest");
+    std::fs::write(tmp.path().join("bait.txt"), "bait\n").expect("bait");
+    let cases: [(&str, &str, &str); 5] = [
+        ("labels", "../../bait.txt", "contains '..'"),
+        ("license_file", "/etc/passwd", "absolute path"),
+        ("labels", "link.txt", "resolves outside"),
+        ("file", "../../bait.txt", "contains '..'"),
+        ("name", "../../escaped", "plain name"),
+    ];
+    for (i, (key, value, expect)) in cases.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("case{i}/models/m"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in ["ssdlite-person.onnx", "labels.txt", "LICENSE"] {
+            std::fs::copy(src.join(f), dir.join(f)).expect("copy");
+        }
+        std::os::unix::fs::symlink(tmp.path().join("bait.txt"), dir.join("link.txt"))
+            .expect("link");
+        let mut m: toml::Table = toml::from_str(&text).expect("toml");
+        m.insert(key.into(), toml::Value::String(value.into()));
+        std::fs::write(dir.join("model.toml"), toml::to_string(&m).expect("toml")).expect("write");
+        let out_dir = tmp.path().join(format!("case{i}/out/sub/int8"));
+        let out = run(bin()
+            .args(["quantize", "--frames", "1", "--model"])
+            .arg(&dir)
+            .arg("--calibration")
+            .arg(common::sample_video())
+            .arg("--out")
+            .arg(&out_dir));
+        common::assert_clean_failure(&out, &["quantize.py failed"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(key) && stderr.contains(expect),
+            "{key}: {stderr}"
+        );
+        // Refused before --out is made: nothing at all appears next to the model folder.
+        let case = tmp.path().join(format!("case{i}"));
+        let found: Vec<_> = std::fs::read_dir(&case)
+            .expect("case dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            found,
+            ["models"],
+            "{key}: quantize.py wrote outside the model folder"
+        );
+    }
+}

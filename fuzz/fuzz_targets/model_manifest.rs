@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(m.input.width > 0 && m.input.height > 0);
+    // Bounded: a decoder builds tables from the input size before the graph is looked at.
+    let max = edgelens::defaults::MODEL_INPUT_MAX_SIDE;
+    assert!(m.input.width <= max && m.input.height <= max);
     assert!(!m.input.std.is_some_and(|s| s.contains(&0.0)));
     let _ = m.input.shape();
     // A manifest that parses serializes back to one that parses the same.

@@ -33,6 +33,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 MAX_FRAMES = 200  # calibration keeps every frame and its activations in memory: bound it
+MAX_SIDE = 4096  # the model input edgelens takes (src/defaults.rs MODEL_INPUT_MAX_SIDE)
 
 
 def fail(msg):
@@ -147,6 +148,24 @@ def manifest_text(src_text, m, out_name, file, digest, source):
     return "\n".join(lines).rstrip("\n") + "\n\n" + src + "\n" + rest.rstrip("\n") + "\n"
 
 
+def inside(base, where, what, rel):
+    """`base / rel` for a path named in model.toml (or made from its name), refused unless it is
+    relative, has no `..` and resolves (links followed) inside `base`: a hostile manifest must not
+    make this script read or write anywhere else."""
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        fail(f"{what} = {rel!r} must be a non-empty relative path inside {where}")
+    p = Path(rel)
+    if p.is_absolute() or rel.startswith("\\"):
+        fail(f"{what} = {rel!r} is an absolute path: name a file inside {where}")
+    if ".." in p.parts or ".." in rel.split("\\"):
+        fail(f"{what} = {rel!r} contains '..': name a file inside {where}")
+    root, target = base.resolve(), (base / p).resolve()
+    if root not in target.parents:
+        fail(f"{what} = {rel!r} resolves outside {where} {base} (to {target}): "
+             f"name a regular file inside it, not a link out of it")
+    return base / p
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, type=Path, help="fp32 model folder (with model.toml)")
@@ -174,13 +193,25 @@ def main():
     if m.get("format") != "onnx" or inp.get("dtype") != "f32":
         fail(f"{a.model}: only ONNX models with a float32 input can be quantized "
              f"(format={m.get('format')}, input dtype={inp.get('dtype')})")
-    src_onnx = a.model / m["file"]
-    if not src_onnx.is_file():
-        fail(f"{src_onnx} not found")
     if a.out.resolve() == a.model.resolve():
         fail("--out must differ from --model")
-    out_name = a.name or f"{m['name']}-int8"
+    # Every path model.toml names is checked against both folders before anything is written.
+    model_dir, out_dir = "the model folder", "the --out folder"
+    src_onnx = inside(a.model, model_dir, "model.toml file", m.get("file"))
+    if not src_onnx.is_file():
+        fail(f"{src_onnx} not found")
+    copies = [(inside(a.model, model_dir, f"model.toml {key}", m[key]),
+               inside(a.out, out_dir, f"model.toml {key}", m[key]))
+              for key in ("labels", "license_file") if m.get(key)]
+    out_name = a.name or f"{m.get('name')}-int8"
     file = f"{out_name}.onnx"
+    if Path(file).name != file or "\\" in file:
+        fail(f"model name {out_name!r} must be a plain name (no '/'): the output file is <name>.onnx")
+    inside(a.out, out_dir, "output file", file)
+    inside(a.out, out_dir, "output manifest", "model.toml")
+    if not all(isinstance(inp.get(k), int) and 1 <= inp[k] <= MAX_SIDE for k in ("width", "height")):
+        fail(f"model.toml [input] width and height must be integers in 1..{MAX_SIDE} "
+             f"(width={inp.get('width')!r}, height={inp.get('height')!r})")
 
     frames = decode_frames(a.calibration.resolve(), inp["width"], inp["height"], inp.get("color", "rgb"),
                            inp.get("resize") == "letterbox", a.frames, a.step)
@@ -193,9 +224,10 @@ def main():
         kept_float = quantize(src_onnx, tmp, name, tensors, Path(work))
         shutil.move(tmp, a.out / file)
     digest = sha256(a.out / file)
-    for key in ("labels", "license_file"):
-        if m.get(key) and (a.model / m[key]).is_file():
-            shutil.copyfile(a.model / m[key], a.out / m[key])
+    for src, dst in copies:
+        if src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
     source = {
         "registry": "edgelens",
         "package": m["name"],

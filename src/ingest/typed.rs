@@ -133,10 +133,14 @@ fn is_valid(pspec: &ParamSpec, value: &Value) -> bool {
 /// fractions, formats names.
 pub(super) fn caps_field(name: &str, raw: &str) -> Result<SendValue, String> {
     match name {
-        "width" | "height" => match raw.trim().parse::<i32>() {
-            Ok(v) if v >= 1 => Ok(v.to_send_value()),
-            _ => Err(format!("an integer in 1..={}", i32::MAX)),
-        },
+        "width" | "height" => {
+            // A frame of the largest size is allocated per buffer: bound it (8K).
+            let max = crate::defaults::SOURCE_MAX_SIDE;
+            match raw.trim().parse::<i32>() {
+                Ok(v) if (1..=max).contains(&v) => Ok(v.to_send_value()),
+                _ => Err(format!("an integer in 1..={max} (8K is the largest frame)")),
+            }
+        }
         "framerate" | "pixel-aspect-ratio" => fraction(raw),
         "format" => {
             let ok = !raw.is_empty() && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -206,6 +210,11 @@ mod tests {
     fn caps_fields_are_typed() {
         assert!(caps_field("width", "640").is_ok());
         assert!(caps_field("width", "0").is_err());
+        let max = crate::defaults::SOURCE_MAX_SIDE;
+        assert!(caps_field("height", &max.to_string()).is_ok());
+        let e = caps_field("height", "30000").unwrap_err();
+        assert!(e.contains(&format!("1..={max}")), "{e}");
+        assert!(caps_field("width", &(max + 1).to_string()).is_err());
         assert!(caps_field("framerate", "30/1").is_ok());
         assert!(caps_field("framerate", "30").is_ok());
         assert!(caps_field("framerate", "x").is_err());

@@ -156,6 +156,17 @@ impl Manifest {
         if manifest.input.width == 0 || manifest.input.height == 0 {
             return Err("input width and height must be > 0".into());
         }
+        // Decoders size tables from the input before the graph is looked at: bound it here.
+        let (input, max) = (&manifest.input, crate::defaults::MODEL_INPUT_MAX_SIDE);
+        if let Some((field, value)) = [("width", input.width), ("height", input.height)]
+            .into_iter()
+            .find(|(_, v)| *v > max)
+        {
+            return Err(format!(
+                "[input] {field} = {value} is above the limit of {max}: \
+                 give the size the model's graph takes (detectors take 300-1280)"
+            ));
+        }
         if manifest.input.std.is_some_and(|s| s.contains(&0.0)) {
             return Err("input std must not contain 0".into());
         }
@@ -175,6 +186,15 @@ mod parse_tests {
         let zero = text.replacen(&format!("width = {}", m.input.width), "width = 0", 1);
         assert!(Manifest::parse(&zero).unwrap_err().contains("> 0"));
         assert!(Manifest::parse("name = 1").is_err());
+        // Sizes are bounded: at the limit parses, above it is refused by field and limit.
+        let max = crate::defaults::MODEL_INPUT_MAX_SIDE;
+        let at_limit = text.replacen("height = 300", &format!("height = {max}"), 1);
+        assert_eq!(Manifest::parse(&at_limit).unwrap().input.height, max);
+        let e = Manifest::parse(&text.replacen("height = 300", "height = 65535", 1)).unwrap_err();
+        assert!(
+            e.contains("[input] height = 65535") && e.contains(&max.to_string()),
+            "{e}"
+        );
     }
 }
 

@@ -1,7 +1,9 @@
 //! Builders for hostile inputs: model archives with links, traversal, devices and bombs.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
@@ -164,4 +166,37 @@ pub fn find_named(root: &Path, marker: &str) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// `program args` run by `sh` with its address space capped at 2 GiB, so that an unbounded
+/// allocation fails fast instead of eating the machine.
+pub fn with_memory_cap(program: &Path, args: &[OsString]) -> Output {
+    super::run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 2097152 && exec \"$@\"")
+            .arg("sh")
+            .arg(program)
+            .args(args),
+    )
+}
+
+/// Runs the ignored test `name` of this binary alone in a child under the memory cap.
+pub fn assert_child_passes(name: &str) {
+    let exe = std::env::current_exe().expect("test binary");
+    let args = [
+        "--ignored",
+        "--exact",
+        name,
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    let out = with_memory_cap(&exe, &args.map(OsString::from));
+    assert!(
+        out.status.success(),
+        "{name}: {:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -39,6 +39,14 @@ pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn De
     if c.strides.contains(&0) {
         return Err("strides must be > 0".into());
     }
+    // decode() allocates reg_max + 1 bins per frame and reads rows of 4 * (reg_max + 1).
+    let max = crate::defaults::NANODET_MAX_REG_MAX;
+    if c.reg_max > max {
+        return Err(format!(
+            "reg_max = {} is above the limit of {max}: NanoDet heads use 7 to 16",
+            c.reg_max
+        ));
+    }
     Ok(Box::new(NanoDet {
         c,
         input_w: input.width,
@@ -53,6 +61,7 @@ impl Decoder for NanoDet {
 
     fn decode(&self, outputs: &Outputs, min_score: f32) -> Result<Vec<RawDetection>, EngineError> {
         let c = &self.c;
+        // reg_max is bounded when the decoder is built, so this cannot overflow.
         let bins = c.reg_max + 1;
         let (iw, ih) = (self.input_w as f32, self.input_h as f32);
         let mut out = Vec::new();
@@ -61,7 +70,7 @@ impl Decoder for NanoDet {
             let fw = self.input_w.div_ceil(*stride) as usize;
             let fh = self.input_h.div_ceil(*stride) as usize;
             let (boxes, n) = super::rows(outputs, box_name, 4 * bins)?;
-            if n != fw * fh {
+            if Some(n) != fw.checked_mul(fh) {
                 return Err(EngineError::DecodeFailed {
                     message: format!(
                         "output '{box_name}' has {n} cells but stride {stride} on {}x{} gives {}",
@@ -115,5 +124,38 @@ impl Decoder for NanoDet {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(reg_max: u64) -> toml::Table {
+        toml::from_str(&format!(
+            "strides = [8]\nreg_max = {reg_max}\nscores = [\"s\"]\nboxes = [\"b\"]"
+        ))
+        .expect("toml")
+    }
+
+    fn input() -> InputSpec {
+        toml::from_str(
+            "width = 16\nheight = 16\nlayout = \"nhwc\"\ndtype = \"u8\"\ncolor = \"rgb\"",
+        )
+        .expect("input")
+    }
+
+    #[test]
+    fn reg_max_is_bounded_when_built() {
+        let max = crate::defaults::NANODET_MAX_REG_MAX;
+        assert!(build(&table(7), &input()).is_ok());
+        assert!(build(&table(max as u64), &input()).is_ok());
+        for huge in [max as u64 + 1, 1 << 40, i64::MAX as u64] {
+            let e = build(&table(huge), &input()).err().expect("refused");
+            assert!(
+                e.contains(&format!("reg_max = {huge}")) && e.contains("limit"),
+                "{e}"
+            );
+        }
     }
 }

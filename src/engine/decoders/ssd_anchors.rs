@@ -73,13 +73,30 @@ pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn De
     if c.num_layers == 0 || c.aspect_ratios.is_empty() || c.strides.contains(&0) {
         return Err("num_layers, aspect_ratios and strides must be non-empty and non-zero".into());
     }
+    // Counted before any is made: the count comes from the manifest alone (input size,
+    // strides, aspect ratios) and the graph's outputs are only checked per frame.
+    let max = crate::defaults::SSD_MAX_ANCHORS;
+    match anchor_count(&c, input.width, input.height) {
+        Some(n) if n <= max => {}
+        n => {
+            return Err(format!(
+                "input {}x{} with strides {:?} and {} aspect ratios gives {} anchors, above the \
+                 limit of {max}: check [input] width/height, strides and aspect_ratios",
+                input.width,
+                input.height,
+                c.strides,
+                c.aspect_ratios.len(),
+                n.map_or("too many".to_string(), |n| n.to_string())
+            ))
+        }
+    }
     let anchors = generate_anchors(&c, input.width, input.height);
     Ok(Box::new(SsdAnchors { c, anchors }))
 }
 
-fn generate_anchors(c: &Config, input_w: u32, input_h: u32) -> Vec<Anchor> {
+/// (scale, aspect ratio) of the anchors at each cell of `layer`.
+fn layer_specs(c: &Config, layer: usize) -> Vec<(f32, f32)> {
     let (num_layers, min_scale, max_scale) = (c.num_layers, c.min_scale, c.max_scale);
-    let interpolated_ar = c.interpolated_scale_aspect_ratio;
     let scale = |i: usize| {
         if num_layers == 1 {
             min_scale
@@ -87,23 +104,46 @@ fn generate_anchors(c: &Config, input_w: u32, input_h: u32) -> Vec<Anchor> {
             min_scale + (max_scale - min_scale) * i as f32 / (num_layers - 1) as f32
         }
     };
-    let mut anchors = Vec::new();
-    for (layer, stride) in c.strides.iter().enumerate().take(num_layers) {
-        let s = scale(layer);
-        let s_next = if layer + 1 < num_layers {
-            scale(layer + 1)
-        } else {
-            1.0
-        };
-        let mut specs: Vec<(f32, f32)> = Vec::new();
-        if layer == 0 && c.reduce_boxes_in_lowest_layer {
-            specs.extend([(0.1, 1.0), (s, 2.0), (s, 0.5)]);
-        } else {
-            specs.extend(c.aspect_ratios.iter().map(|ar| (s, *ar)));
-            if interpolated_ar > 0.0 {
-                specs.push(((s * s_next).sqrt(), interpolated_ar));
-            }
-        }
+    let s = scale(layer);
+    if layer == 0 && c.reduce_boxes_in_lowest_layer {
+        return vec![(0.1, 1.0), (s, 2.0), (s, 0.5)];
+    }
+    let s_next = if layer + 1 < num_layers {
+        scale(layer + 1)
+    } else {
+        1.0
+    };
+    let mut specs: Vec<(f32, f32)> = c.aspect_ratios.iter().map(|ar| (s, *ar)).collect();
+    if c.interpolated_scale_aspect_ratio > 0.0 {
+        specs.push(((s * s_next).sqrt(), c.interpolated_scale_aspect_ratio));
+    }
+    specs
+}
+
+/// How many anchors `generate_anchors` makes; `None` if the count overflows.
+fn anchor_count(c: &Config, input_w: u32, input_h: u32) -> Option<usize> {
+    c.strides
+        .iter()
+        .enumerate()
+        .take(c.num_layers)
+        .try_fold(0usize, |total, (layer, stride)| {
+            let per_cell = if layer == 0 && c.reduce_boxes_in_lowest_layer {
+                3
+            } else {
+                c.aspect_ratios.len() + usize::from(c.interpolated_scale_aspect_ratio > 0.0)
+            };
+            let fh = input_h.div_ceil(*stride) as usize;
+            let fw = input_w.div_ceil(*stride) as usize;
+            fh.checked_mul(fw)?
+                .checked_mul(per_cell)
+                .and_then(|n| total.checked_add(n))
+        })
+}
+
+fn generate_anchors(c: &Config, input_w: u32, input_h: u32) -> Vec<Anchor> {
+    let mut anchors = Vec::with_capacity(anchor_count(c, input_w, input_h).unwrap_or(0));
+    for (layer, stride) in c.strides.iter().enumerate().take(c.num_layers) {
+        let specs = layer_specs(c, layer);
         let fh = input_h.div_ceil(*stride) as usize;
         let fw = input_w.div_ceil(*stride) as usize;
         for y in 0..fh {
@@ -222,10 +262,51 @@ mod tests {
         .expect("config");
         let a = generate_anchors(&c, 300, 300);
         assert_eq!(a.len(), 1917);
+        assert_eq!(anchor_count(&c, 300, 300), Some(1917));
         // First cell of the lowest layer: the small 0.1 square first.
         assert!((a[0].h - 0.1).abs() < 1e-6 && (a[0].cx - 0.5 / 19.0).abs() < 1e-6);
         // Last anchor: 1x1 layer, interpolated scale sqrt(0.95 * 1.0).
         let last = a[a.len() - 1];
         assert!((last.h - 0.95f32.sqrt()).abs() < 1e-5 && (last.cx - 0.5).abs() < 1e-6);
+    }
+
+    /// A one-layer, stride-1 head: width x height x 3 anchors.
+    fn stride_one() -> toml::Table {
+        toml::from_str(
+            r#"
+            boxes = "b"
+            logits = "l"
+            num_layers = 1
+            min_scale = 0.2
+            max_scale = 0.95
+            aspect_ratios = [1.0]
+            strides = [1]
+            box_coder_scales = [10.0, 10.0, 5.0, 5.0]
+            score = "sigmoid"
+            "#,
+        )
+        .expect("toml")
+    }
+
+    fn input(side: u32) -> InputSpec {
+        let text = format!(
+            "width = {side}\nheight = {side}\nlayout = \"nhwc\"\ndtype = \"u8\"\ncolor = \"rgb\""
+        );
+        toml::from_str(&text).expect("input")
+    }
+
+    #[test]
+    fn too_many_anchors_are_refused_before_any_is_made() {
+        assert!(build(&stride_one(), &input(64)).is_ok());
+        // 4096 x 4096 x 3 = 50 M anchors (800 MB): counted, refused, never allocated.
+        let e = build(&stride_one(), &input(4096)).err().expect("refused");
+        assert!(e.contains("50331648 anchors") && e.contains("limit"), "{e}");
+        // A count that does not fit usize is refused too, not wrapped.
+        let c: Config = parse_config(&stride_one()).expect("config");
+        assert_eq!(anchor_count(&c, u32::MAX, u32::MAX), None);
+        let e = build(&stride_one(), &input(u32::MAX))
+            .err()
+            .expect("refused");
+        assert!(e.contains("too many anchors"), "{e}");
     }
 }

@@ -29,8 +29,13 @@ pub(super) const DEFAULTS: Defaults = Defaults {
 
 pub(super) fn build(table: &toml::Table, input: &InputSpec) -> Result<Box<dyn Decoder>, String> {
     let c: Config = parse_config(table)?;
-    if c.num_classes == 0 {
-        return Err("num_classes must be > 0".into());
+    let max = crate::defaults::DECODER_MAX_CLASSES;
+    if c.num_classes == 0 || c.num_classes > max {
+        return Err(format!(
+            "num_classes = {} must be within 1..={max}: give the class count of the head \
+             (COCO: 80)",
+            c.num_classes
+        ));
     }
     Ok(Box::new(Yolov8 {
         c,
@@ -46,7 +51,14 @@ impl Decoder for Yolov8 {
 
     fn decode(&self, outputs: &Outputs, min_score: f32) -> Result<Vec<RawDetection>, EngineError> {
         let a = outputs.get(&self.c.output)?;
-        let width = 4 + self.c.num_classes;
+        // num_classes is bounded when the decoder is built; checked all the same.
+        let width = self
+            .c
+            .num_classes
+            .checked_add(4)
+            .ok_or_else(|| EngineError::DecodeFailed {
+                message: format!("num_classes = {} is too large", self.c.num_classes),
+            })?;
         let shape: Vec<usize> = a.shape().iter().cloned().filter(|d| *d != 1).collect();
         let data = a.as_slice().ok_or_else(|| EngineError::DecodeFailed {
             message: "yolov8 output is not contiguous".into(),
@@ -95,5 +107,29 @@ impl Decoder for Yolov8 {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(num_classes: u64) -> toml::Table {
+        toml::from_str(&format!("output = \"o\"\nnum_classes = {num_classes}")).expect("toml")
+    }
+
+    #[test]
+    fn num_classes_is_bounded_when_built() {
+        let input: InputSpec = toml::from_str(
+            "width = 32\nheight = 32\nlayout = \"nchw\"\ndtype = \"f32\"\ncolor = \"rgb\"",
+        )
+        .expect("input");
+        assert!(build(&table(80), &input).is_ok());
+        let max = crate::defaults::DECODER_MAX_CLASSES as u64;
+        assert!(build(&table(max), &input).is_ok());
+        for bad in [0, max + 1, i64::MAX as u64] {
+            let e = build(&table(bad), &input).err().expect("refused");
+            assert!(e.contains(&format!("num_classes = {bad}")), "{e}");
+        }
     }
 }
