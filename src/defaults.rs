@@ -287,3 +287,8 @@ pub const DECODER_MAX_CLASSES: usize = 100_000;
 /// Largest width / height a source preset's caps may ask of the source (`test` source
 /// `width` / `height`): 8K; a 30000 x 30000 frame is 2.7 GB of RGB per buffer.
 pub const SOURCE_MAX_SIDE: i32 = 8192;
+
+// --- session 5 review fixes ---
+/// The lowest `maxFps` / `--max-fps` accepted (one frame per 100 s): smaller values would
+/// round to 0, which means "no limit".
+pub const MIN_MAX_FPS: f64 = 0.01;

@@ -276,7 +276,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--min-confidence {e}"))?;
     }
     if let Some(f) = args.max_fps {
-        anyhow::ensure!(f > 0.0, "--max-fps must be > 0, got {f}");
+        let min = edgelens::defaults::MIN_MAX_FPS;
+        anyhow::ensure!(
+            f64::from(f) >= min,
+            "--max-fps must be at least {min}, got {f}"
+        );
     }
     let mut scene = scene_args(&args)?;
     let several = args.source.source.len() > 1;

@@ -106,3 +106,17 @@ fn committed_schema_matches_the_types() {
         "docs/desired-properties.schema.json is out of date: run EDGELENS_WRITE_SCHEMA=1 cargo test --release --lib schema"
     );
 }
+
+#[test]
+fn max_fps_has_a_floor_that_does_not_round_to_no_limit() {
+    for bad in [json!(1e-300), json!(0.001), json!(0), json!(-1), json!(241)] {
+        let errs = parse(&json!({"source": {"maxFps": bad}})).unwrap_err();
+        assert!(
+            errs[0].contains("maxFps must be between 0.01 and 240"),
+            "{bad}: {errs:?}"
+        );
+    }
+    for ok in [json!(0.01), json!(2.5), json!(240)] {
+        assert!(parse(&json!({"sources": {"a": {"uri": "test", "maxFps": ok}}})).is_ok());
+    }
+}

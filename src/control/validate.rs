@@ -142,8 +142,12 @@ fn validate_source(e: &mut Vec<String>, field: &str, s: &SourceConfig) {
         }
     }
     if let Some(f) = s.max_fps {
-        if !(f > 0.0 && f <= 240.0) {
-            e.push(format!("{field}.maxFps must be in (0, 240], got {f}"));
+        // A tiny positive value would round to 0 (no limit) on its way to the pipeline.
+        if !(crate::defaults::MIN_MAX_FPS..=240.0).contains(&f) {
+            e.push(format!(
+                "{field}.maxFps must be between {} and 240, got {f}",
+                crate::defaults::MIN_MAX_FPS
+            ));
         }
     }
 }

@@ -98,13 +98,7 @@ impl Client {
                 self.auth_message(resp.status().as_u16()),
             )),
             code => {
-                let body: String = resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect();
+                let body = error_head(resp).await;
                 Err((
                     UploadState::Failing,
                     format!(
@@ -283,4 +277,17 @@ fn redacted(text: &str, key: &str) -> String {
     } else {
         t
     }
+}
+
+/// The first 200 characters of an error answer, read without taking in more than 4 KiB: the
+/// endpoint may be anything the twin named.
+async fn error_head(mut resp: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < 4096 {
+        match resp.chunk().await {
+            Ok(Some(c)) => bytes.extend_from_slice(&c[..c.len().min(4096 - bytes.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).chars().take(200).collect()
 }
