@@ -309,3 +309,76 @@ fn module_mode_sends_events_and_counts_and_rejects_bad_zones() {
     let reason = h.hub.reported()["lastDesired"]["reason"].to_string();
     assert!(reason.contains("zones.x"), "{reason}");
 }
+
+/// IoT Hub merges every patch into desired, rejected or not. A fix that follows a rejected
+/// patch must apply all of desired at its version, the rejected patch's valid fields too, not
+/// only its own (found by a hostile review: the module merged patches into the last accepted
+/// document, and reported a version applied while running a different config).
+#[test]
+fn a_fix_after_a_rejected_patch_applies_the_whole_desired_document() {
+    let h = Harness::start(
+        json!({
+            "model": {"name": "ssdlite-person", "backend": "ort", "threads": 1},
+            "detection": {"minConfidence": 0.5},
+            "output": {"name": "detections"}
+        }),
+        &[],
+        &[],
+    );
+    h.wait_ready(1);
+    let bad = h.hub.patch_desired(json!({
+        "detection": {"minConfidence": 0.7},
+        "zones": {"door": {"polygon": [[0.1, 0.1], [2.0, 0.1], [0.5, 0.5]]}}
+    }));
+    h.hub
+        .wait(Duration::from_secs(30), "the bad patch rejected", |s| {
+            s.reported["lastDesired"]["version"] == bad
+                && s.reported["lastDesired"]["status"] == "rejected"
+        });
+    assert_eq!(
+        h.hub.reported()["config"]["detection"]["minConfidence"],
+        json!(0.5),
+        "nothing of a rejected patch runs"
+    );
+    // The operator fixes the zone only: desired now holds minConfidence 0.7 and a good zone.
+    let fixed = h.hub.patch_desired(json!({
+        "zones": {"door": {"polygon": [[0.1, 0.1], [0.9, 0.1], [0.5, 0.5]]}}
+    }));
+    h.hub
+        .wait(Duration::from_secs(30), "the fixed patch applied", |s| {
+            s.reported["appliedVersion"] == fixed
+        });
+    let r = h.hub.reported();
+    assert!(r["config"]["zones"]["door"].is_object(), "{}", r["config"]);
+    assert_eq!(
+        r["config"]["detection"]["minConfidence"],
+        json!(0.7),
+        "desired v{fixed} holds detection.minConfidence 0.7; the module reports v{fixed} applied with {}",
+        r["config"]["detection"]
+    );
+    let applied = r["config"].clone();
+    h.hub.patch_raw(b"{not json");
+    h.hub
+        .wait(Duration::from_secs(20), "non-JSON rejection", |s| {
+            s.reported["lastDesired"]["status"] == "rejected"
+        });
+    assert_eq!(
+        h.hub.reported()["config"],
+        applied,
+        "a non-JSON patch changes nothing"
+    );
+    // Desired grown past what the module mirrors (4 x 64 KiB): rejected, and desired is read
+    // again from the hub, so the next patch still builds on all of it.
+    let junk = h.hub.patch_desired(json!({"notes": "x".repeat(300_000)}));
+    h.hub
+        .wait(Duration::from_secs(30), "oversized desired rejected", |s| {
+            s.reported["lastDesired"]["version"] == junk
+                && s.reported["lastDesired"]["status"] == "rejected"
+        });
+    let back = h.hub.patch_desired(json!({"notes": null}));
+    h.hub
+        .wait(Duration::from_secs(30), "desired back under the cap", |s| {
+            s.reported["appliedVersion"] == back
+        });
+    assert_eq!(h.hub.reported()["config"], applied, "desired re-read whole");
+}
