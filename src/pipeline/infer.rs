@@ -125,7 +125,8 @@ impl InferLoop {
                     }
                 }
                 Step::Result(done) => {
-                    tune.observe(&done.engine, &self.shared.stats);
+                    let ok = done.result.is_ok();
+                    tune.observe(&done.engine, ok, &self.shared.stats);
                     if tune.pending() {
                         // The next layout loads only once the old one's frames are done.
                         dispatch.hold();

@@ -77,15 +77,18 @@ impl AutoLayout {
         self.pending.is_some()
     }
 
-    /// Sees one in-order result's engine; may decide on another layout of it (pending).
-    pub fn observe(&mut self, engine: &Engine, stats: &Stats) {
+    /// Sees one in-order result's engine and whether its frame was detected (`ok`); may
+    /// decide on another layout of it (pending).
+    pub fn observe(&mut self, engine: &Engine, ok: bool, stats: &Stats) {
         if self.pending.is_some() {
             return; // the old layout's last frames: not part of the next measurement
         }
         let id = engine.id();
         let verdict = match &mut self.state {
             State::Settled { engine } if *engine == id => return,
-            State::Trying { trials, engine } if *engine == id => lock(trials).frame(Instant::now()),
+            State::Trying { trials, engine } if *engine == id => {
+                lock(trials).frame(Instant::now(), ok)
+            }
             State::Trying { .. } if self.made.contains(&id) => return,
             _ => return self.start(engine, stats),
         };
@@ -95,6 +98,22 @@ impl AutoLayout {
     fn start(&mut self, engine: &Engine, stats: &Stats) {
         self.made.clear();
         let now = engine.layout();
+        if !engine.is_loaded() {
+            // A relayout left the session-less copy serving, and the pipeline restarted
+            // since (its tuner, and the retry it had planned, went with it): load it again.
+            tracing::warn!(layout = %now, "the engine has no sessions; loading its layout again");
+            self.state = State::Settled {
+                engine: engine.id(),
+            };
+            let wait = defaults::LAYOUT_RELOAD_RETRY_MIN;
+            self.retry = Some(Retry {
+                shell: engine.id(),
+                layout: now,
+                at: Instant::now(),
+                wait,
+            });
+            return;
+        }
         if let Some(r) = engine.tuned() {
             self.state = State::Settled {
                 engine: engine.id(),
@@ -207,7 +226,7 @@ impl AutoLayout {
                 return;
             }
             let t0 = Instant::now();
-            match shell.relayout(p.layout) {
+            match load(&shell, p.layout) {
                 Ok(e) => {
                     let load_ms = t0.elapsed().as_millis() as u64;
                     tracing::info!(from = %serving, to = %p.layout, drain_ms, load_ms, "relayout (the old sessions went first)");
@@ -223,7 +242,7 @@ impl AutoLayout {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(layout = %p.layout, error = %e, "layout failed to load; skipped");
+                    tracing::warn!(layout = %p.layout, error = %e, "layout failed to load or run; skipped");
                     match self.after_failure(p, serving, &shell, stats) {
                         Some(next) => p = next,
                         None => {
@@ -258,7 +277,7 @@ impl AutoLayout {
             self.retry = None; // another model was loaded: nothing to restore
             return;
         }
-        match shell.relayout(r.layout) {
+        match load(&shell, r.layout) {
             Ok(e) => {
                 tracing::info!(layout = %r.layout, "the layout that served loads again");
                 let layout = r.layout;
@@ -321,6 +340,15 @@ impl AutoLayout {
         }
         true
     }
+}
+
+/// `shell`'s model in `layout`, with one run of each instance before it serves: a layout
+/// that loads but cannot run (more instances than the memory allows, say) fails here, so it
+/// is skipped like one that does not load, instead of failing every frame.
+fn load(shell: &Engine, layout: Layout) -> Result<Engine, crate::engine::EngineError> {
+    let e = shell.relayout(layout)?;
+    e.warm_up()?;
+    Ok(e)
 }
 
 /// Puts a session-less copy of engine `from` in the slot and drops the engine: its sessions
