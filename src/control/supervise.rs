@@ -113,6 +113,10 @@ impl Module {
             }
             return;
         }
+        if self.pipeline.as_ref().is_some_and(|p| p.inference_ended()) {
+            self.restart_after_fault();
+            return;
+        }
         let Some(p) = self.pipeline.as_mut() else {
             return;
         };
@@ -139,5 +143,17 @@ impl Module {
                 self.add_source(&name);
             }
         }
+    }
+
+    /// The inference stage ended on its own (a fault: the log says which): the sources
+    /// were told to stop; the whole pipeline starts again after the usual wait.
+    fn restart_after_fault(&mut self) {
+        if let Some(p) = self.pipeline.take() {
+            p.stop();
+            if let Err(e) = p.wait().inference {
+                tracing::error!(error = %e, "the pipeline stopped; restarting it");
+            }
+        }
+        self.restart_source_at = Some(Instant::now() + defaults::SOURCE_RETRY);
     }
 }

@@ -79,6 +79,8 @@ impl Pipeline {
             }
         })?;
         let handle = SourceHandle::spawn(id, config, stats.ingest.clone(), queue, limit)?;
+        // If the inference stage ends, nobody reads this source's queue: it stops.
+        self.stage.watch(&handle.stop);
         self.sources.insert(key, handle);
         Ok(())
     }
