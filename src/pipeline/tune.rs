@@ -16,7 +16,10 @@ use crate::defaults;
 use crate::engine::layout::{LayoutFps, LayoutReport};
 use crate::engine::{layout, Engine, Layout};
 
+mod swap;
 mod trials;
+
+use swap::{load, unload};
 
 pub use trials::{Trials, Verdict};
 
@@ -51,6 +54,18 @@ struct Retry {
     layout: Layout,
     at: Instant,
     wait: Duration,
+}
+
+impl Retry {
+    /// The first reload of `layout` into the copy `shell`, `after` from now.
+    fn first(shell: u64, layout: Layout, after: Duration) -> Retry {
+        Retry {
+            shell,
+            layout,
+            at: Instant::now() + after,
+            wait: defaults::LAYOUT_RELOAD_RETRY_MIN,
+        }
+    }
 }
 
 /// Watches which engine each in-order frame ran on and tunes engines whose layout is `auto`.
@@ -105,13 +120,7 @@ impl AutoLayout {
             self.state = State::Settled {
                 engine: engine.id(),
             };
-            let wait = defaults::LAYOUT_RELOAD_RETRY_MIN;
-            self.retry = Some(Retry {
-                shell: engine.id(),
-                layout: now,
-                at: Instant::now(),
-                wait,
-            });
+            self.retry = Some(Retry::first(engine.id(), now, Duration::ZERO));
             return;
         }
         if let Some(r) = engine.tuned() {
@@ -249,12 +258,7 @@ impl AutoLayout {
                             tracing::error!(layout = %serving, "the layout that served no longer loads either; frames fail until it loads again (retried with backoff) or another model is loaded");
                             self.state = State::Settled { engine: shell.id() };
                             let wait = defaults::LAYOUT_RELOAD_RETRY_MIN;
-                            self.retry = Some(Retry {
-                                shell: shell.id(),
-                                layout: serving,
-                                at: Instant::now() + wait,
-                                wait,
-                            });
+                            self.retry = Some(Retry::first(shell.id(), serving, wait));
                             return;
                         }
                     }
@@ -340,35 +344,6 @@ impl AutoLayout {
         }
         true
     }
-}
-
-/// `shell`'s model in `layout`, with one run of each instance before it serves: a layout
-/// that loads but cannot run (more instances than the memory allows, say) fails here, so it
-/// is skipped like one that does not load, instead of failing every frame.
-fn load(shell: &Engine, layout: Layout) -> Result<Engine, crate::engine::EngineError> {
-    let e = shell.relayout(layout)?;
-    e.warm_up()?;
-    Ok(e)
-}
-
-/// Puts a session-less copy of engine `from` in the slot and drops the engine: its sessions
-/// go with the last reference, as every frame it ran has come back. `None`: another model
-/// swapped in meanwhile.
-fn unload(slot: &EngineSlot, from: u64) -> Option<Arc<Engine>> {
-    let old = slot.load_full();
-    if old.id() != from {
-        return None;
-    }
-    let shell = Arc::new(old.unloaded());
-    let prev = slot.compare_and_swap(&old, shell.clone());
-    if !Arc::ptr_eq(&*prev, &old) {
-        return None;
-    }
-    drop(prev);
-    if Arc::strong_count(&old) > 1 {
-        tracing::warn!("the old layout is still referenced; its sessions outlive the relayout");
-    }
-    Some(shell)
 }
 
 fn fps_of(tried: &[LayoutFps], l: Layout) -> Option<f64> {
