@@ -161,6 +161,48 @@ fn a_dead_and_a_broken_source_stall_no_live_one() {
     p.wait();
 }
 
+/// A source stopped for a restart keeps its counters; removed, it leaves stats and
+/// /metrics, also when no ingest thread runs any more (it ended and waits to retry).
+#[test]
+fn a_removed_source_leaves_the_stats_whether_or_not_its_ingest_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = write_file(dir.path(), "broken.mp4", &[7u8; 50_000]);
+    let engine = engine();
+    let sources = vec![
+        input(&engine, "broken", &broken.to_string_lossy()),
+        input(&engine, "camera", "test"),
+    ];
+    let mut p = Pipeline::start_sources(
+        sources,
+        Arc::new(ArcSwap::from_pointee(engine)),
+        Arc::new(ArcSwap::from_pointee(LiveSettings::default())),
+        Box::new(CountingSink::default()),
+        PipelineOptions::default(),
+    )
+    .expect("pipeline starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ended = Vec::new();
+    let inferred = |p: &Pipeline| p.stats.snapshot().sources["camera"].frames_inferred;
+    while ended.is_empty() || inferred(&p) < 5 {
+        assert!(Instant::now() < deadline, "the broken file never ended");
+        ended.extend(p.take_finished().into_iter().map(|(n, _)| n));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ended, ["broken"]);
+    assert!(p.stats.snapshot().sources.contains_key("broken"));
+    assert!(p.remove_source("broken").is_none(), "no ingest thread ran");
+    let before = p.stats.snapshot().sources["camera"].frames_in;
+    assert!(p.stop_source("camera").is_some());
+    let kept = p.stats.snapshot().sources["camera"].frames_in;
+    assert!(kept >= before, "a stop for a restart keeps the counters");
+    p.remove_source("camera");
+    let snap = p.stats.snapshot();
+    assert!(snap.sources.is_empty(), "{:?}", snap.sources);
+    assert!(!p.stats.prometheus_text().contains("source=\"camera\""));
+    p.stop();
+    p.wait();
+}
+
 fn source_of(topic: &str) -> String {
     common::edgehub::topic_property(topic, "source").unwrap_or_default()
 }
