@@ -6,14 +6,14 @@ mod common;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use common::edgehub::Harness;
 use common::*;
 use edgelens::engine::{Engine, EngineOptions, LayoutRequest};
 use edgelens::ingest::{self, IngestConfig, Mode};
-use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions, Stats};
+use edgelens::pipeline::{LiveSettings, Pipeline, PipelineOptions, SourceInput, Stats};
 use edgelens::publish::CountingSink;
 use serde_json::json;
 
@@ -244,4 +244,97 @@ fn twin_model_instances_is_validated_and_reported() {
                 && s.reported["model"]["layout"]["chosen"] == "fixed"
         });
     assert_eq!(h.hub.reported()["config"]["model"]["instances"], 2);
+}
+
+fn wait_until(what: &str, secs: u64, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A sink that fails hard on its first message (any fault that ends the publish thread).
+struct PanickingSink;
+
+impl edgelens::publish::Sink for PanickingSink {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+
+    fn send(
+        &mut self,
+        _msg: edgelens::publish::OutMessage,
+    ) -> Result<(), edgelens::publish::PublishError> {
+        panic!("sink fault (test)")
+    }
+
+    fn flush(&mut self, _timeout: Duration) -> usize {
+        0
+    }
+
+    fn stats(&self) -> edgelens::publish::SinkStats {
+        edgelens::publish::SinkStats::default()
+    }
+}
+
+/// When the inference thread ends early (here the sink's thread died; also workers that
+/// cannot start, or a panic), the pipeline says it has finished, its sources are told to
+/// stop, and `wait` reports the early end. It used to report running for good: a file
+/// source blocked in `push_wait`, `run` waited for a signal, the module restarted nothing.
+#[test]
+fn a_pipeline_whose_inference_stage_ended_says_so() {
+    let engine = Engine::load(&model("ssdlite-person"), &EngineOptions::default()).expect("model");
+    let v = sample_video().to_string_lossy().to_string();
+    let spec = ingest::resolve(&v, &Default::default(), None).expect("source resolves");
+    let input = SourceInput {
+        name: "cam".into(),
+        message_name: None,
+        config: IngestConfig::for_model(spec, engine.input_spec()),
+        max_fps: None,
+    };
+    let slot = Arc::new(arc_swap::ArcSwap::from_pointee(engine));
+    let settings = Arc::new(arc_swap::ArcSwap::from_pointee(LiveSettings::default()));
+    let p = Pipeline::start_sources(
+        vec![input],
+        slot,
+        settings,
+        Box::new(PanickingSink),
+        PipelineOptions::default(),
+    )
+    .expect("pipeline");
+    let stats = p.stats.clone();
+    wait_until("a frame inferred", 60, || {
+        stats.frames_inferred.load(Ordering::Relaxed) > 0
+            || stats.sources.lock().map_or(0, |s| {
+                s.values()
+                    .map(|x| x.frames_inferred.load(Ordering::Relaxed))
+                    .sum()
+            }) > 0
+    });
+    // The sample has ~795 frames: far more than the queues hold, and far from its end.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let finished = p.is_finished();
+    let frozen_at = stats.sources.lock().map_or(0, |s| {
+        s.values()
+            .map(|x| x.frames_inferred.load(Ordering::Relaxed))
+            .sum::<u64>()
+    });
+    if !finished {
+        p.stop();
+    }
+    // Without a stop: the stage's end told the sources to stop, so this returns.
+    let report = p.wait();
+    assert!(
+        finished,
+        "the inference stage ended ({frozen_at} frames inferred) but the pipeline still reports running"
+    );
+    assert!(
+        report.inference.is_err(),
+        "wait reports the early end: {:?}",
+        report.inference
+    );
 }

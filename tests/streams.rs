@@ -161,6 +161,48 @@ fn a_dead_and_a_broken_source_stall_no_live_one() {
     p.wait();
 }
 
+/// A source stopped for a restart keeps its counters; removed, it leaves stats and
+/// /metrics, also when no ingest thread runs any more (it ended and waits to retry).
+#[test]
+fn a_removed_source_leaves_the_stats_whether_or_not_its_ingest_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = write_file(dir.path(), "broken.mp4", &[7u8; 50_000]);
+    let engine = engine();
+    let sources = vec![
+        input(&engine, "broken", &broken.to_string_lossy()),
+        input(&engine, "camera", "test"),
+    ];
+    let mut p = Pipeline::start_sources(
+        sources,
+        Arc::new(ArcSwap::from_pointee(engine)),
+        Arc::new(ArcSwap::from_pointee(LiveSettings::default())),
+        Box::new(CountingSink::default()),
+        PipelineOptions::default(),
+    )
+    .expect("pipeline starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut ended = Vec::new();
+    let inferred = |p: &Pipeline| p.stats.snapshot().sources["camera"].frames_inferred;
+    while ended.is_empty() || inferred(&p) < 5 {
+        assert!(Instant::now() < deadline, "the broken file never ended");
+        ended.extend(p.take_finished().into_iter().map(|(n, _)| n));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ended, ["broken"]);
+    assert!(p.stats.snapshot().sources.contains_key("broken"));
+    assert!(p.remove_source("broken").is_none(), "no ingest thread ran");
+    let before = p.stats.snapshot().sources["camera"].frames_in;
+    assert!(p.stop_source("camera").is_some());
+    let kept = p.stats.snapshot().sources["camera"].frames_in;
+    assert!(kept >= before, "a stop for a restart keeps the counters");
+    p.remove_source("camera");
+    let snap = p.stats.snapshot();
+    assert!(snap.sources.is_empty(), "{:?}", snap.sources);
+    assert!(!p.stats.prometheus_text().contains("source=\"camera\""));
+    p.stop();
+    p.wait();
+}
+
 fn source_of(topic: &str) -> String {
     common::edgehub::topic_property(topic, "source").unwrap_or_default()
 }
@@ -228,4 +270,93 @@ fn adding_and_removing_a_source_through_the_twin_leaves_the_other_running() {
             let src = &s.reported["stats"]["sources"];
             src["a"]["framesInferred"].as_u64().unwrap_or(0) > 0 && src.get("b").is_none()
         });
+}
+
+/// getStats now (the module's `stats_json`, what reported properties carry).
+fn stats(h: &Harness) -> Value {
+    let (_, body) = h
+        .hub
+        .call_method("getStats", json!({}), Duration::from_secs(10))
+        .expect("getStats answered");
+    body
+}
+
+fn frames_in(s: &Value, source: &str) -> u64 {
+    s["sources"][source]["framesIn"].as_u64().unwrap_or(0)
+}
+
+fn wait_until(what: &str, secs: u64, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A patch that removes a source and also changes the snapshot container (which restarts
+/// every source) drops the removed source from reported stats (and /metrics); it used to
+/// stay there with frozen counters, for good.
+#[test]
+fn a_source_removed_in_the_same_patch_as_a_container_change_leaves_the_stats() {
+    let v = sample_video().to_string_lossy().to_string();
+    let desired = json!({
+        "model": {"name": "ssdlite-person", "backend": "ort"},
+        "sources": {"a": {"uri": v}, "b": {"uri": v}}
+    });
+    let h = Harness::start(desired, &[], &[]);
+    h.wait_ready(1);
+    wait_until("a and b counted", 90, || {
+        let s = stats(&h);
+        frames_in(&s, "a") > 0 && frames_in(&s, "b") > 0
+    });
+    let version = h.hub.patch_desired(json!({
+        "snapshots": {"container": "other-box"},
+        "sources": {"b": null}
+    }));
+    h.hub.wait(Duration::from_secs(60), "patch applied", |s| {
+        s.reported["appliedVersion"] == version
+    });
+    // The pipeline restarted with `a` only; give `a` time to count again.
+    wait_until("a counting after the restart", 60, || {
+        frames_in(&stats(&h), "a") > 0
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let s = stats(&h);
+    let b = &s["sources"]["b"];
+    assert!(
+        b.is_null(),
+        "removed source b is still reported with counters: {b}"
+    );
+}
+
+/// A source whose uri changes through the twin restarts with its counters kept: they stay
+/// monotonic (they used to start over, which Prometheus reads as a counter reset).
+#[test]
+fn a_source_restarted_through_the_twin_keeps_its_counters() {
+    let v = sample_video().to_string_lossy().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = dir.path().join("copy.mp4");
+    std::fs::copy(sample_video(), &other).expect("copy the sample");
+    let desired = json!({
+        "model": {"name": "ssdlite-person", "backend": "ort"},
+        "sources": {"a": {"uri": v}}
+    });
+    let h = Harness::start(desired, &[], &[]);
+    h.wait_ready(1);
+    let mut before = 0;
+    wait_until("a counted 30 frames", 90, || {
+        before = frames_in(&stats(&h), "a");
+        before >= 30
+    });
+    let version = h.hub.patch_desired(json!({
+        "sources": {"a": {"uri": other.to_string_lossy()}}
+    }));
+    h.hub.wait(Duration::from_secs(60), "patch applied", |s| {
+        s.reported["appliedVersion"] == version
+    });
+    let after = frames_in(&stats(&h), "a");
+    assert!(
+        after >= before,
+        "a's framesIn went from {before} to {after} across a twin restart"
+    );
 }

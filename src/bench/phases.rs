@@ -260,6 +260,7 @@ pub(super) fn full_pipeline(
     let report = pipeline.wait();
     pb.finish_and_clear();
     report.ingest?;
+    report.inference.map_err(crate::ingest::IngestError::from)?;
     let (latency, track) = stats
         .histograms
         .lock()

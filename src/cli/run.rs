@@ -393,6 +393,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         "stopped"
     );
     report.ingest?;
+    report.inference?;
     Ok(if report.undelivered > 0 {
         ExitCode::from(3)
     } else {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::config::ModelConfig;
 use super::model_fetch::Fetcher;
 use super::report::now_iso;
-use crate::engine::{preprocess, Engine, EngineOptions, LayoutRequest};
+use crate::engine::{Engine, EngineOptions, LayoutRequest};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,9 +163,7 @@ pub fn load_model(fetcher: &Fetcher, cfg: &ModelConfig) -> Result<Engine, String
     }
     let engine = Engine::from_model_layout(model, &engine_options(cfg), layout_request(cfg))
         .map_err(|e| e.to_string())?;
-    // One warm-up run: a model that cannot infer must fail here, not on the stream.
-    engine
-        .infer_only(&preprocess::zero_tensor(engine.input_spec()))
-        .map_err(|e| e.to_string())?;
+    // A model that cannot infer must fail here, not on the stream.
+    engine.warm_up().map_err(|e| e.to_string())?;
     Ok(engine)
 }

@@ -32,6 +32,9 @@ impl Module {
             .map(|(n, _)| n.clone())
             .collect();
         self.sources = specs;
+        // Removed sources go first, whatever else the plan does: a full restart below
+        // would otherwise leave their counters in stats for good.
+        self.remove_sources(&plan.sources.stop);
         if plan.restart_all || self.pipeline.is_none() {
             tracing::info!(sources = ?self.sources.keys().collect::<Vec<_>>(), "restarting every source");
             return self.restart_source();
@@ -43,20 +46,12 @@ impl Module {
                 restart.push(n);
             }
         }
-        for name in &c.stop {
-            self.gone_sources.retain(|n| n != name);
-            self.gone_sources.push(name.clone());
-        }
-        let excess = self
-            .gone_sources
-            .len()
-            .saturating_sub(defaults::MAX_SOURCES * 4);
-        self.gone_sources.drain(..excess);
-        for name in c.stop.iter().chain(&restart) {
-            tracing::info!(source = %name, "stopping source");
+        for name in &restart {
+            tracing::info!(source = %name, "restarting source");
             self.retry_at.remove(name);
             if let Some(p) = self.pipeline.as_mut() {
-                p.remove_source(name);
+                // Counters kept: they stay monotonic across the restart.
+                p.stop_source(name);
             }
         }
         for name in restart.iter().chain(&c.start) {
@@ -68,6 +63,27 @@ impl Module {
                 p.set_max_fps(&name, s.max_fps.map(|f| f as f32));
             }
         }
+    }
+
+    /// Stops the sources the twin removed and forgets their counters, running or waiting
+    /// to retry; reported stats delete them with a null (`gone_sources`).
+    fn remove_sources(&mut self, names: &[String]) {
+        for name in names {
+            tracing::info!(source = %name, "stopping source");
+            self.gone_sources.retain(|n| n != name);
+            self.gone_sources.push(name.clone());
+            self.retry_at.remove(name);
+            if let Some(p) = self.pipeline.as_mut() {
+                p.remove_source(name);
+            }
+            // Also without a pipeline (it could not start): the stats outlive pipelines.
+            self.stats.remove_source(name);
+        }
+        let excess = self
+            .gone_sources
+            .len()
+            .saturating_sub(defaults::MAX_SOURCES * 4);
+        self.gone_sources.drain(..excess);
     }
 
     fn add_source(&mut self, name: &str) {
@@ -97,6 +113,10 @@ impl Module {
             }
             return;
         }
+        if self.pipeline.as_ref().is_some_and(|p| p.inference_ended()) {
+            self.restart_after_fault();
+            return;
+        }
         let Some(p) = self.pipeline.as_mut() else {
             return;
         };
@@ -123,5 +143,17 @@ impl Module {
                 self.add_source(&name);
             }
         }
+    }
+
+    /// The inference stage ended on its own (a fault: the log says which): the sources
+    /// were told to stop; the whole pipeline starts again after the usual wait.
+    fn restart_after_fault(&mut self) {
+        if let Some(p) = self.pipeline.take() {
+            p.stop();
+            if let Err(e) = p.wait().inference {
+                tracing::error!(error = %e, "the pipeline stopped; restarting it");
+            }
+        }
+        self.restart_source_at = Some(Instant::now() + defaults::SOURCE_RETRY);
     }
 }

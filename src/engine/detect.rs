@@ -163,6 +163,13 @@ impl Engine {
         self.infer_only_on(0, tensor)
     }
 
+    /// One bare run of every instance on a zero tensor: a model or layout that loads but
+    /// cannot infer (an allocation failure at run time, say) fails here, not on the stream.
+    pub fn warm_up(&self) -> Result<(), EngineError> {
+        let tensor = preprocess::zero_tensor(self.input_spec());
+        (0..self.instances()).try_for_each(|i| self.infer_only_on(i, &tensor))
+    }
+
     /// The bare call on instance `which` (modulo the instance count).
     pub fn infer_only_on(&self, which: usize, tensor: &InputTensor) -> Result<(), EngineError> {
         self.backend(which)?.run(tensor).map(|_| ())

@@ -184,6 +184,11 @@ impl Engine {
         }
     }
 
+    /// False for a session-less copy ([`Engine::unloaded`]): its frames fail.
+    pub fn is_loaded(&self) -> bool {
+        !self.backends.is_empty()
+    }
+
     /// This model's session count (shared by its relayouts).
     pub fn sessions(&self) -> Arc<Sessions> {
         self.sessions.clone()

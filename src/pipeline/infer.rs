@@ -99,23 +99,23 @@ impl InferLoop {
         let mut dispatch = Dispatch::<Meta>::new(self.shared.stats.clone());
         let mut tune = AutoLayout::new();
         let mut last_tick = Instant::now();
-        loop {
+        let sink_gone = loop {
             let step = dispatch.next(&self.frames);
             // Time-based work runs on idle turns and, on busy ones, every `IDLE`.
             if matches!(step, Step::Idle) || last_tick.elapsed() >= IDLE {
                 last_tick = Instant::now();
                 tune.retry(&self.shared.engine, &self.shared.stats, last_tick);
                 if !self.tick(last_tick) {
-                    break;
+                    break true;
                 }
             }
             match step {
-                Step::End => break,
+                Step::End => break false,
                 Step::Idle => {}
                 Step::Source(Next::Joined(info)) => self.join_source(info),
                 Step::Source(Next::Ended(id)) => {
                     if !self.end_source(id) {
-                        break;
+                        break true;
                     }
                 }
                 Step::Source(_) => {}
@@ -125,17 +125,21 @@ impl InferLoop {
                     }
                 }
                 Step::Result(done) => {
-                    tune.observe(&done.engine, &self.shared.stats);
+                    let ok = done.result.is_ok();
+                    tune.observe(&done.engine, ok, &self.shared.stats);
                     if tune.pending() {
                         // The next layout loads only once the old one's frames are done.
                         dispatch.hold();
                     }
                     if !self.finish(done) {
-                        break;
+                        break true;
                     }
                 }
                 Step::Drained => tune.drained(&self.shared.engine, &self.shared.stats),
             }
+        };
+        if sink_gone {
+            tracing::error!("the sink's thread has ended: the inference stage stops");
         }
         // End of stream (or stop): every live track of every source ends, so `new` and
         // `end` pair up.

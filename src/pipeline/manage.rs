@@ -79,6 +79,8 @@ impl Pipeline {
             }
         })?;
         let handle = SourceHandle::spawn(id, config, stats.ingest.clone(), queue, limit)?;
+        // If the inference stage ends, nobody reads this source's queue: it stops.
+        self.stage.watch(&handle.stop);
         self.sources.insert(key, handle);
         Ok(())
     }
@@ -92,14 +94,18 @@ impl Pipeline {
     }
 
     /// Stops one source and waits for its ingest thread; its tracks end, the other sources
-    /// do not notice. `None` when no such source runs.
+    /// do not notice, and its counters stay (a restart under the same name continues
+    /// them). `None` when no such source runs.
+    pub fn stop_source(&mut self, name: &str) -> Option<Result<(), IngestError>> {
+        self.sources.remove(name).map(SourceHandle::join)
+    }
+
+    /// Stops one source for good: its ingest thread (when one runs; a source waiting to
+    /// retry has none) and its counters go. `None` when no ingest thread ran.
     pub fn remove_source(&mut self, name: &str) -> Option<Result<(), IngestError>> {
-        let h = self.sources.remove(name)?;
-        let r = h.join();
-        if let Ok(mut all) = self.stats.sources.lock() {
-            all.remove(name);
-        }
-        Some(r)
+        let r = self.stop_source(name);
+        self.stats.remove_source(name);
+        r
     }
 
     /// Sources whose ingest ended by itself (end of file, or a failure without retry),

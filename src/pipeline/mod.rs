@@ -24,6 +24,7 @@ pub mod scene_stage;
 pub mod schedule;
 pub mod snapshot_stage;
 pub mod sources;
+mod stage_end;
 pub mod tune;
 
 pub use output_mode::OutputMode;
@@ -38,6 +39,8 @@ use infer::{Envelope, InferLoop, Shared};
 use mux::{Join, Mux};
 use sources::SourceHandle;
 pub use sources::{SourceInput, SourceSnapshot};
+pub use stage_end::InferenceEnded;
+use stage_end::{EndGuard, StageEnd};
 pub use stats::{Stats, StatsSnapshot};
 
 /// Settings that change live without touching the model (twin `detection`, `source.maxFps`,
@@ -91,6 +94,8 @@ pub struct Pipeline {
     joins: Option<Sender<Join>>,
     next_id: u32,
     infer: Option<JoinHandle<()>>,
+    /// Set when the inference thread ends; stops the sources it fed.
+    stage: Arc<StageEnd>,
     publish: Option<JoinHandle<usize>>,
     frame_queue: usize,
     snapshots: Option<crate::snapshot::SnapshotSettings>,
@@ -141,6 +146,8 @@ impl Default for PipelineOptions {
 #[derive(Debug)]
 pub struct PipelineReport {
     pub ingest: Result<(), IngestError>,
+    /// Whether the inference stage lasted until its sources were done.
+    pub inference: Result<(), InferenceEnded>,
     /// Messages the sink could not deliver before the flush timeout.
     pub undelivered: usize,
 }
@@ -255,9 +262,14 @@ impl Pipeline {
                 ui: options.ui.clone(),
             },
         );
+        let stage = Arc::new(StageEnd::default());
+        let guard = EndGuard(stage.clone());
         let infer_handle = std::thread::Builder::new()
             .name("infer".into())
-            .spawn(move || infer.run())
+            .spawn(move || {
+                let _ended = guard;
+                infer.run()
+            })
             .map_err(|e| IngestError::Init(e.to_string()))?;
 
         let sink_stats = stats.clone();
@@ -296,6 +308,7 @@ impl Pipeline {
             joins: Some(joins_tx),
             next_id: 0,
             infer: Some(infer_handle),
+            stage,
             publish: Some(publish_handle),
             frame_queue: options.frame_queue,
             snapshots: options.snapshots.clone(),
@@ -317,9 +330,16 @@ impl Pipeline {
         self.stop.clone()
     }
 
-    /// True when every source has ended (or none runs).
+    /// True when every source has ended (or none runs), or the inference stage has: then
+    /// nothing more comes out, and its sources were told to stop.
     pub fn is_finished(&self) -> bool {
-        self.sources.values().all(|h| h.thread.is_finished())
+        self.inference_ended() || self.sources.values().all(|h| h.thread.is_finished())
+    }
+
+    /// True when the inference thread has ended. Before [`Pipeline::wait`] that is a fault
+    /// (it runs until every source is done and no more can join): restart the pipeline.
+    pub fn inference_ended(&self) -> bool {
+        self.stage.ended()
     }
 
     /// Waits for all stages to end (after `stop`, or at the end of every file).
@@ -337,14 +357,20 @@ impl Pipeline {
                 }
             }
         }
+        // Ended while sources could still join: nothing made it stop but a fault.
+        let early = self.stage.ended();
         // No source can join any more: the inference stage ends once all are drained.
         self.joins = None;
-        if let Some(h) = self.infer.take() {
-            let _ = h.join();
-        }
+        let panicked = self.infer.take().is_some_and(|h| h.join().is_err());
+        let inference = match (panicked, early) {
+            (true, _) => Err(InferenceEnded("it panicked")),
+            (false, true) => Err(InferenceEnded("it stopped early")),
+            (false, false) => Ok(()),
+        };
         let undelivered = self.publish.take().and_then(|h| h.join().ok()).unwrap_or(0);
         PipelineReport {
             ingest,
+            inference,
             undelivered,
         }
     }

@@ -65,6 +65,12 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Forgets a source that was removed for good (not one that restarts): it leaves
+    /// reported stats and /metrics. The totals keep what it counted.
+    pub fn remove_source(&self, name: &str) {
+        lock(&self.sources).remove(name);
+    }
+
     pub fn set_layout(&self, report: LayoutReport) {
         *lock(&self.layout) = Some(report);
     }

@@ -16,7 +16,10 @@ use crate::defaults;
 use crate::engine::layout::{LayoutFps, LayoutReport};
 use crate::engine::{layout, Engine, Layout};
 
+mod swap;
 mod trials;
+
+use swap::{load, unload};
 
 pub use trials::{Trials, Verdict};
 
@@ -53,6 +56,18 @@ struct Retry {
     wait: Duration,
 }
 
+impl Retry {
+    /// The first reload of `layout` into the copy `shell`, `after` from now.
+    fn first(shell: u64, layout: Layout, after: Duration) -> Retry {
+        Retry {
+            shell,
+            layout,
+            at: Instant::now() + after,
+            wait: defaults::LAYOUT_RELOAD_RETRY_MIN,
+        }
+    }
+}
+
 /// Watches which engine each in-order frame ran on and tunes engines whose layout is `auto`.
 pub(super) struct AutoLayout {
     state: State,
@@ -77,15 +92,18 @@ impl AutoLayout {
         self.pending.is_some()
     }
 
-    /// Sees one in-order result's engine; may decide on another layout of it (pending).
-    pub fn observe(&mut self, engine: &Engine, stats: &Stats) {
+    /// Sees one in-order result's engine and whether its frame was detected (`ok`); may
+    /// decide on another layout of it (pending).
+    pub fn observe(&mut self, engine: &Engine, ok: bool, stats: &Stats) {
         if self.pending.is_some() {
             return; // the old layout's last frames: not part of the next measurement
         }
         let id = engine.id();
         let verdict = match &mut self.state {
             State::Settled { engine } if *engine == id => return,
-            State::Trying { trials, engine } if *engine == id => lock(trials).frame(Instant::now()),
+            State::Trying { trials, engine } if *engine == id => {
+                lock(trials).frame(Instant::now(), ok)
+            }
             State::Trying { .. } if self.made.contains(&id) => return,
             _ => return self.start(engine, stats),
         };
@@ -95,6 +113,16 @@ impl AutoLayout {
     fn start(&mut self, engine: &Engine, stats: &Stats) {
         self.made.clear();
         let now = engine.layout();
+        if !engine.is_loaded() {
+            // A relayout left the session-less copy serving, and the pipeline restarted
+            // since (its tuner, and the retry it had planned, went with it): load it again.
+            tracing::warn!(layout = %now, "the engine has no sessions; loading its layout again");
+            self.state = State::Settled {
+                engine: engine.id(),
+            };
+            self.retry = Some(Retry::first(engine.id(), now, Duration::ZERO));
+            return;
+        }
         if let Some(r) = engine.tuned() {
             self.state = State::Settled {
                 engine: engine.id(),
@@ -207,7 +235,7 @@ impl AutoLayout {
                 return;
             }
             let t0 = Instant::now();
-            match shell.relayout(p.layout) {
+            match load(&shell, p.layout) {
                 Ok(e) => {
                     let load_ms = t0.elapsed().as_millis() as u64;
                     tracing::info!(from = %serving, to = %p.layout, drain_ms, load_ms, "relayout (the old sessions went first)");
@@ -223,19 +251,14 @@ impl AutoLayout {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(layout = %p.layout, error = %e, "layout failed to load; skipped");
+                    tracing::warn!(layout = %p.layout, error = %e, "layout failed to load or run; skipped");
                     match self.after_failure(p, serving, &shell, stats) {
                         Some(next) => p = next,
                         None => {
                             tracing::error!(layout = %serving, "the layout that served no longer loads either; frames fail until it loads again (retried with backoff) or another model is loaded");
                             self.state = State::Settled { engine: shell.id() };
                             let wait = defaults::LAYOUT_RELOAD_RETRY_MIN;
-                            self.retry = Some(Retry {
-                                shell: shell.id(),
-                                layout: serving,
-                                at: Instant::now() + wait,
-                                wait,
-                            });
+                            self.retry = Some(Retry::first(shell.id(), serving, wait));
                             return;
                         }
                     }
@@ -258,7 +281,7 @@ impl AutoLayout {
             self.retry = None; // another model was loaded: nothing to restore
             return;
         }
-        match shell.relayout(r.layout) {
+        match load(&shell, r.layout) {
             Ok(e) => {
                 tracing::info!(layout = %r.layout, "the layout that served loads again");
                 let layout = r.layout;
@@ -321,26 +344,6 @@ impl AutoLayout {
         }
         true
     }
-}
-
-/// Puts a session-less copy of engine `from` in the slot and drops the engine: its sessions
-/// go with the last reference, as every frame it ran has come back. `None`: another model
-/// swapped in meanwhile.
-fn unload(slot: &EngineSlot, from: u64) -> Option<Arc<Engine>> {
-    let old = slot.load_full();
-    if old.id() != from {
-        return None;
-    }
-    let shell = Arc::new(old.unloaded());
-    let prev = slot.compare_and_swap(&old, shell.clone());
-    if !Arc::ptr_eq(&*prev, &old) {
-        return None;
-    }
-    drop(prev);
-    if Arc::strong_count(&old) > 1 {
-        tracing::warn!("the old layout is still referenced; its sessions outlive the relayout");
-    }
-    Some(shell)
 }
 
 fn fps_of(tried: &[LayoutFps], l: Layout) -> Option<f64> {

@@ -110,6 +110,11 @@ fn a_session_less_copy_fails_frames_without_panicking() {
             .detect_frame_on(i, &frame, &DetectionFilter::default())
             .is_err());
     }
+    assert!(
+        shell.warm_up().is_err(),
+        "a copy without sessions cannot warm up"
+    );
+    assert!(full.warm_up().is_ok(), "both instances run");
     drop(full);
     assert_eq!(shell.sessions().live(), 0);
     let again = shell.relayout(Layout {
@@ -168,5 +173,65 @@ fn a_relayout_that_cannot_reload_retries_the_layout_that_served() {
         now.detect_frame_on(0, &frame, &filter).is_ok(),
         "frames detect again"
     );
+    assert!(stats.layout().is_some(), "the serving layout is reported");
+}
+
+/// Failed frames are no throughput: a layout whose frames fail (they fail fast, so they
+/// looked like the most frames per second) scores 0 and the layout that ran is chosen.
+#[test]
+fn a_layout_whose_frames_fail_scores_zero_and_the_one_that_ran_is_chosen() {
+    let first = engine(0, 1); // instances auto: 1x1, then Nx1
+    let stats = stats();
+    let mut tune = AutoLayout::new();
+    tune.observe(&first, true, &stats);
+    assert!(matches!(tune.state, State::Trying { .. }), "tuning started");
+    tune.observe(&first, false, &stats);
+    assert!(tune.pending(), "a failed frame ends the layout's trial");
+    let slot = Arc::new(ArcSwap::from_pointee(first));
+    tune.drained(&slot, &stats);
+    let second = slot.load_full();
+    assert!(second.instances() >= 2, "the next layout serves");
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while stats.layout().is_none() {
+        assert!(Instant::now() < deadline, "the tuner never settled");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        tune.observe(&second, true, &stats);
+        assert!(!tune.pending(), "the failing layout was chosen");
+    }
+    let r = stats.layout().expect("reported");
+    assert_eq!(r.instances, second.instances());
+    assert_eq!(r.tried[0].fps, 0.0, "{:?}", r.tried);
+    assert!(r.tried[1].fps > 0.0, "{:?}", r.tried);
+}
+
+/// A relayout left the session-less copy serving and the pipeline restarted (its tuner and
+/// the reload it had planned went with it): the new tuner loads the layout again.
+#[test]
+fn a_restarted_pipeline_s_tuner_loads_a_session_less_engine_again() {
+    let full = engine(1, 2);
+    let sessions = full.sessions();
+    let slot = Arc::new(ArcSwap::from_pointee(full.unloaded()));
+    drop(full);
+    assert_eq!(sessions.live(), 0);
+    let stats = stats();
+    let mut tune = AutoLayout::new();
+    let shell = slot.load_full();
+    tune.observe(&shell, false, &stats);
+    drop(shell);
+    tune.retry(&slot, &stats, Instant::now());
+    let now = slot.load_full();
+    assert!(now.is_loaded(), "the layout loaded again");
+    assert_eq!(
+        now.layout(),
+        Layout {
+            instances: 1,
+            threads: 2
+        }
+    );
+    assert_eq!(sessions.live(), 1);
+    let frame = Frame::blank((300, 300), 640, 480);
+    assert!(now
+        .detect_frame_on(0, &frame, &DetectionFilter::default())
+        .is_ok());
     assert!(stats.layout().is_some(), "the serving layout is reported");
 }

@@ -51,11 +51,17 @@ impl Trials {
         self.candidates.get(self.index).copied()
     }
 
-    /// One frame of the current layout came back at `now`.
-    pub fn frame(&mut self, now: Instant) -> Verdict {
+    /// One frame of the current layout came back at `now`; `ok`: it was detected. A failed
+    /// frame ends the layout's trial at 0 fps: failures come back fast, and counted as
+    /// throughput they would make a layout that cannot run (too many instances for the
+    /// memory, say) look the fastest.
+    pub fn frame(&mut self, now: Instant, ok: bool) -> Verdict {
         let Some(cur) = self.current() else {
             return Verdict::Settle(self.best());
         };
+        if !ok {
+            return self.skip();
+        }
         self.seen += 1;
         let warmup = defaults::LAYOUT_WARMUP_FRAMES_PER_INSTANCE * cur.instances as u32;
         let Some(started) = self.started else {
@@ -87,7 +93,7 @@ impl Trials {
         (self.seen, self.counted, self.started) = (0, 0, None);
     }
 
-    /// Gives up on the current layout (it failed to load): it scores 0.
+    /// Gives up on the current layout (it failed to load or to run): it scores 0.
     pub fn skip(&mut self) -> Verdict {
         if let Some(cur) = self.current() {
             self.results.push(LayoutFps {
@@ -141,7 +147,7 @@ mod tests {
         let step = Duration::from_secs_f64(1.0 / fps);
         for _ in 0..100_000 {
             *clock += step;
-            let v = t.frame(*clock);
+            let v = t.frame(*clock, true);
             if v != Verdict::Continue {
                 return v;
             }
@@ -186,5 +192,24 @@ mod tests {
         assert_eq!(t.skip(), Verdict::Try(l(2, 2)));
         assert_eq!(run(&mut t, &mut clock, 40.0), Verdict::Settle(l(1, 2)));
         assert_eq!(t.results()[1].fps, 0.0);
+    }
+
+    #[test]
+    fn a_layout_whose_frames_fail_scores_zero_and_is_never_chosen() {
+        let mut t = Trials::new(vec![l(1, 2), l(2, 1)], Duration::from_millis(200));
+        let mut clock = Instant::now();
+        assert_eq!(run(&mut t, &mut clock, 50.0), Verdict::Try(l(2, 1)));
+        // 2x1 runs a few frames, then fails fast (and would have looked fastest).
+        for _ in 0..3 {
+            clock += Duration::from_millis(1);
+            assert_eq!(t.frame(clock, true), Verdict::Continue);
+        }
+        clock += Duration::from_micros(10);
+        assert_eq!(t.frame(clock, false), Verdict::Settle(l(1, 2)));
+        assert_eq!(t.results()[1].fps, 0.0);
+        // Every layout failing: the first candidate serves (nothing better is known).
+        let mut t = Trials::new(vec![l(1, 2), l(2, 1)], Duration::from_millis(200));
+        assert_eq!(t.frame(clock, false), Verdict::Try(l(2, 1)));
+        assert_eq!(t.frame(clock, false), Verdict::Settle(l(1, 2)));
     }
 }
