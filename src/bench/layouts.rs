@@ -221,7 +221,7 @@ fn timed_pipeline(
     pipeline.stop();
     let report = pipeline.wait();
     report.ingest?;
-    report.inference.map_err(crate::ingest::IngestError::from)?;
+    report.inference?;
     let marks = marks.lock().map_err(|_| BenchError::Panicked("observer"))?;
     let from = settled.unwrap_or(0) as usize + WARM_FRAMES;
     let to = (from + frames).min(marks.len());

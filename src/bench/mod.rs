@@ -40,6 +40,8 @@ pub enum BenchError {
     },
     #[error("the source produced no frames")]
     NoFrames,
+    #[error(transparent)]
+    InferenceEnded(#[from] crate::pipeline::InferenceEnded),
     #[error("the {0} thread panicked")]
     Panicked(&'static str),
     #[error("start measurement: {0}")]

@@ -260,7 +260,7 @@ pub(super) fn full_pipeline(
     let report = pipeline.wait();
     pb.finish_and_clear();
     report.ingest?;
-    report.inference.map_err(crate::ingest::IngestError::from)?;
+    report.inference?;
     let (latency, track) = stats
         .histograms
         .lock()

@@ -5,8 +5,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::ingest::IngestError;
-
 /// Whether the inference stage has ended, and the stop flags of the sources it fed.
 #[derive(Debug, Default)]
 pub(super) struct StageEnd {
@@ -57,12 +55,6 @@ impl Drop for EndGuard {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("the inference stage ended before its sources ({0}); the log above says why")]
 pub struct InferenceEnded(pub &'static str);
-
-impl From<InferenceEnded> for IngestError {
-    fn from(e: InferenceEnded) -> Self {
-        IngestError::Init(e.to_string())
-    }
-}
 
 #[cfg(test)]
 mod tests {
