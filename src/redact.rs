@@ -42,6 +42,42 @@ pub fn url(raw: &str) -> String {
     out
 }
 
+/// A source uri as the operator gave it: a URL through [`url`]; a path, device or preset
+/// name as it is ('?' and '#' are file name characters, and a path holds no password).
+pub fn uri(raw: &str) -> String {
+    if raw.contains("://") {
+        url(raw)
+    } else {
+        raw.to_string()
+    }
+}
+
+/// Parameter keys whose values are secrets as a whole (a custom preset's `{password}`).
+const SECRET_KEYS: &[&str] = &["pass", "pw", "secret", "token", "credential", "key", "sig"];
+
+/// A source parameter's value as it may be shown: `***` when its key names a secret,
+/// otherwise with every URL in it redacted (`uri=rtsp://u:p@cam/s`); `latency_ms=200` stays.
+pub fn param(key: &str, value: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    if SECRET_KEYS.iter().any(|s| key.contains(s)) {
+        "***".to_string()
+    } else if value.contains("://") {
+        // A value is one URL, spaces and all (`rtsp://u:p w@cam/s`), unless it is a list.
+        if value
+            .split_whitespace()
+            .filter(|w| w.contains("://"))
+            .count()
+            > 1
+        {
+            text(value)
+        } else {
+            url(value.trim())
+        }
+    } else {
+        value.to_string()
+    }
+}
+
 /// Only `scheme://host[:port]`, with `***@` when there was userinfo: for errors about a URL
 /// that is refused as a whole, where neither its path nor its query helps the operator.
 pub fn origin(raw: &str) -> String {
@@ -278,6 +314,17 @@ mod tests {
         );
         let t = text("a=rtsp://u:S1@h1/s,b=rtsp://u:S2@h2/s");
         assert_eq!(t, "a=rtsp://***@h1/s,b=rtsp://***@h2/s");
+    }
+
+    #[test]
+    fn params_keep_plain_values_and_hide_secrets() {
+        assert_eq!(param("latency_ms", "200"), "200");
+        assert_eq!(param("uri", "rtsp://u:p w@cam/s"), "rtsp://***@cam/s");
+        assert_eq!(param("user-pw", "hunter2"), "***");
+        assert_eq!(param("Password", "x"), "***");
+        assert_eq!(param("location", "/data/a?b.mp4"), "/data/a?b.mp4");
+        assert_eq!(uri("/data/a?b.mp4"), "/data/a?b.mp4");
+        assert_eq!(uri("rtsp://u:p@cam/s?t=1"), "rtsp://***@cam/s?***");
     }
 
     #[test]
