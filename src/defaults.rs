@@ -266,3 +266,8 @@ pub const DECODER_MAX_THREADS: i32 = 1;
 pub const LAYOUT_RELOAD_RETRY_MIN: Duration = Duration::from_secs(1);
 /// The wait doubles after each failure up to this.
 pub const LAYOUT_RELOAD_RETRY_MAX: Duration = Duration::from_secs(30);
+
+// --- session 5, fix-redact: source names ---
+/// Longest source name (twin `sources` keys, `params.name`): it is in every message's
+/// properties and in /metrics labels.
+pub const MAX_SOURCE_NAME: usize = 64;
