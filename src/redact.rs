@@ -43,12 +43,15 @@ pub fn url(raw: &str) -> String {
 }
 
 /// A source uri as the operator gave it: a URL through [`url`]; a path, device or preset
-/// name as it is ('?' and '#' are file name characters, and a path holds no password).
+/// name as it is ('?' and '#' are file name characters), unless it starts like a URL whose
+/// scheme was forgotten (`admin:pw@cam.local/s`).
 pub fn uri(raw: &str) -> String {
     if raw.contains("://") {
-        url(raw)
-    } else {
-        raw.to_string()
+        return url(raw);
+    }
+    match userinfo_end(raw) {
+        Some(at) if raw[..at].contains(':') => format!("***@{}", &raw[at + 1..]),
+        _ => raw.to_string(),
     }
 }
 
@@ -324,6 +327,11 @@ mod tests {
         assert_eq!(param("Password", "x"), "***");
         assert_eq!(param("location", "/data/a?b.mp4"), "/data/a?b.mp4");
         assert_eq!(uri("/data/a?b.mp4"), "/data/a?b.mp4");
+        assert_eq!(uri("/data/a:b@c.mp4"), "/data/a:b@c.mp4");
+        assert_eq!(uri("me@home.mp4"), "me@home.mp4");
+        // A URL without its scheme still hides its password.
+        assert_eq!(uri("admin:pw@cam.local/s"), "***@cam.local/s");
+        assert_eq!(uri("admin:pw@cam"), "***@cam");
         assert_eq!(uri("rtsp://u:p@cam/s?t=1"), "rtsp://***@cam/s?***");
     }
 

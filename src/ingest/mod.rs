@@ -164,7 +164,8 @@ pub fn resolve(
         ("file".to_string(), display_name(&p))
     } else {
         return Err(IngestError::UnknownPreset {
-            name: source.to_string(),
+            // `admin:pw@cam` (scheme forgotten) lands here.
+            name: redact::uri(source),
             available: all.keys().cloned().collect::<Vec<_>>().join(", "),
         });
     };
@@ -317,6 +318,10 @@ mod tests {
             !e.contains("secret") && e.contains("cam.local/x.mp4"),
             "{e}"
         );
+        for forgot_scheme in ["admin:secret@cam", "admin:secret@cam.local/s"] {
+            let e = resolve(forgot_scheme, &none, None).unwrap_err().to_string();
+            assert!(!e.contains("secret") && e.contains("***@cam"), "{e}");
+        }
         let e = resolve("/no/such/v?x#y.mp4", &none, None)
             .unwrap_err()
             .to_string();

@@ -183,7 +183,7 @@ impl Preset {
             takes.sort_unstable();
             return Err(IngestError::UnknownParam {
                 preset: preset.to_string(),
-                key: key.chars().take(64).collect(),
+                key: redact::text(key).chars().take(64).collect(),
                 known: takes.join(", "),
             });
         }
