@@ -344,4 +344,37 @@ mod tests {
         assert_eq!(origin("user:pw@broker:1883"), "***@broker:1883");
         assert_eq!(origin("mqtt://broker/x"), "mqtt://broker");
     }
+
+    /// Every password of three awkward characters around a marker, in a URL bare, quoted,
+    /// bracketed or followed by punctuation: the marker never shows and the host always does.
+    #[test]
+    fn no_awkward_password_shows() {
+        let chars = "/?#@()'\"[]:;,.!%&=a";
+        for a in chars.chars() {
+            for b in chars.chars() {
+                for c in chars.chars() {
+                    let pw = format!("{a}Zq{b}{c}");
+                    if pw.contains("://") {
+                        continue;
+                    }
+                    let u = format!("rtsp://user:{pw}@cam.local:554/s?t=1");
+                    let shown = url(&u);
+                    assert!(
+                        !shown.contains("Zq") && shown.contains("@cam.local"),
+                        "{u}: {shown}"
+                    );
+                    for t in [
+                        format!("open {u} failed"),
+                        format!("string \"{u}\", expected"),
+                        format!("uri '{u}'."),
+                        format!("(url ({u})): x"),
+                        format!("{u}, then rtsp://v:Zq2@cam2/s"),
+                    ] {
+                        let r = text(&t);
+                        assert!(!r.contains("Zq") && r.contains("@cam.local"), "{t}: {r}");
+                    }
+                }
+            }
+        }
+    }
 }
