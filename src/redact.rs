@@ -119,7 +119,7 @@ fn userinfo_end(rest: &str) -> Option<usize> {
 }
 
 /// Characters that close a URL quoted or bracketed in a message.
-const CLOSERS: &[char] = &[')', ']', '}', '>', '"', '\'', ',', ';', '.', ':', '!'];
+const CLOSERS: &[char] = &[')', ']', '}', '>', '"', '\'', '`', ',', ';', '.', ':', '!'];
 
 /// `text` with every URL-looking word passed through [`url`]: for error texts from libraries
 /// (reqwest, GStreamer, serde) that embed the URL they were given, quoted or not. Words are
@@ -174,6 +174,7 @@ fn redact_one(part: &str, opener: Option<char>) -> String {
     let closer = match opener {
         Some('"') => Some('"'),
         Some('\'') => Some('\''),
+        Some('`') => Some('`'),
         Some('(') => Some(')'),
         Some('[') => Some(']'),
         Some('<') => Some('>'),

@@ -105,6 +105,11 @@ fn text_finds_passwords_with_parens_and_quotes() {
             "no route (rtsp://***@cam/s): gave up",
         ),
         ("(rtsp://u:a\"b/c?d#e@cam/s)", "(rtsp://***@cam/s)"),
+        // serde's unknown-field text quotes with backticks.
+        (
+            "unknown field `rtsp://u:p`w@cam/s`, expected",
+            "unknown field `rtsp://***@cam/s`, expected",
+        ),
         // Opened by a quote that never closes.
         ("'rtsp://admin:it's@cam.local/s", "'rtsp://***@cam.local/s"),
     ] {
