@@ -191,6 +191,9 @@ pub const DISK_RESERVE_MB: u64 = 64;
 pub const MAX_SOURCES: usize = 16;
 /// The name the twin's single `source` goes by among `sources`.
 pub const DEFAULT_SOURCE: &str = "default";
+/// Longest source name (twin `sources` keys, `params.name`): it is in every message's
+/// properties and in /metrics labels.
+pub const MAX_SOURCE_NAME: usize = 64;
 // --- Live view and zone editor (issue 13, src/ui/) ---
 /// `--ui` with no address binds here: loopback only, a person opens it through SSH or a
 /// port mapping they chose.
@@ -266,8 +269,3 @@ pub const DECODER_MAX_THREADS: i32 = 1;
 pub const LAYOUT_RELOAD_RETRY_MIN: Duration = Duration::from_secs(1);
 /// The wait doubles after each failure up to this.
 pub const LAYOUT_RELOAD_RETRY_MAX: Duration = Duration::from_secs(30);
-
-// --- session 5, fix-redact: source names ---
-/// Longest source name (twin `sources` keys, `params.name`): it is in every message's
-/// properties and in /metrics labels.
-pub const MAX_SOURCE_NAME: usize = 64;
