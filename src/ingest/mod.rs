@@ -185,7 +185,7 @@ pub fn resolve(
     })
 }
 
-/// `params.name` is the source's name in every message's properties and in /metrics: the
+/// `params.name` is the source's name in every message's properties and in the logs: the
 /// same rule as the twin's `sources` keys, not up to 2048 characters of anything.
 fn check_display_name(params: &BTreeMap<String, String>) -> Result<(), IngestError> {
     let Some(name) = params.get("name") else {
