@@ -194,6 +194,9 @@ pub const DISK_RESERVE_MB: u64 = 64;
 pub const MAX_SOURCES: usize = 16;
 /// The name the twin's single `source` goes by among `sources`.
 pub const DEFAULT_SOURCE: &str = "default";
+/// Longest source name (twin `sources` keys, `params.name`): it is in every message's
+/// properties and in /metrics labels.
+pub const MAX_SOURCE_NAME: usize = 64;
 // --- Live view and zone editor (issue 13, src/ui/) ---
 /// `--ui` with no address binds here: loopback only, a person opens it through SSH or a
 /// port mapping they chose.

@@ -59,6 +59,40 @@ fn a_partial_source_patch_keeps_the_command_line_source() {
     );
 }
 
+/// Review (rev-input): `--source rtsp://user:pw@...` was echoed verbatim in reported config.
+/// The camera is not there (refused port): the module still reports, and nothing it reports
+/// or logs while retrying carries the password.
+#[test]
+fn the_command_line_camera_password_is_not_reported() {
+    const SECRET: &str = "S3CRETcam";
+    let cam = format!(
+        "rtsp://admin:{SECRET}@127.0.0.1:{}/cam",
+        common::free_port()
+    );
+    let h = Harness::start(
+        desired(),
+        &[],
+        &["--source", &cam, "--set", "latency_ms=50"],
+    );
+    h.hub.wait(Duration::from_secs(60), "config reported", |s| {
+        s.reported["config"]["source"]["uri"].is_string()
+    });
+    // Let the source fail and retry at least once, so its errors are in the log.
+    std::thread::sleep(Duration::from_secs(3));
+    let reported = h.hub.reported();
+    let source = &reported["config"]["source"];
+    assert!(
+        source["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("rtsp://***@127.0.0.1:")),
+        "{source}"
+    );
+    assert_eq!(source["params"]["latency_ms"], "50", "{source}");
+    assert!(!reported.to_string().contains(SECRET), "{reported}");
+    let log = h.module.log();
+    assert!(!log.contains(SECRET), "the log has the password:\n{log}");
+}
+
 /// Issue 9 item 8: options module mode cannot honour are refused, not ignored.
 #[test]
 fn module_mode_rejects_options_it_cannot_honour() {

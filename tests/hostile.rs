@@ -289,9 +289,32 @@ fn hostile_twin_documents_and_secrets() {
         "the reason names the host: {reason}"
     );
     s.unharmed("sas token in model uri", &[]);
-    s.h.hub.patch_desired(
-        json!({"source": {"uri": format!("rtsp://admin:{SECRET}@127.0.0.1:1/cam")}}),
-    );
+    // The applied camera is echoed in reported config without its password (it was verbatim).
+    let v = s.h.hub.patch_desired(json!({"source": {
+        "uri": format!("rtsp://admin:{SECRET}@127.0.0.1:1/cam"),
+        "params": {"latency_ms": "200"}
+    }}));
+    s.h.hub
+        .wait(Duration::from_secs(30), "camera applied", |st| {
+            st.reported["appliedVersion"] == v
+        });
+    let echoed = s.h.hub.reported()["config"]["source"].clone();
+    assert_eq!(echoed["uri"], "rtsp://***@127.0.0.1:1/cam", "{echoed}");
+    assert_eq!(echoed["params"]["latency_ms"], "200", "{echoed}");
+    // A camera URL given as a string is rejected with serde's text, which quotes it: a
+    // password holding '(' or '\'' (legal in userinfo) slipped past redact::text.
+    for pw in [format!("pa({SECRET})"), format!("it's{SECRET}")] {
+        let v =
+            s.h.hub
+                .patch_desired(json!({"source": format!("rtsp://admin:{pw}@127.0.0.1:1/cam")}));
+        s.h.hub
+            .wait(Duration::from_secs(30), "string source rejected", |st| {
+                st.reported["lastDesired"]["version"] == v
+                    && st.reported["lastDesired"]["status"] == "rejected"
+            });
+        let reason = s.h.hub.reported()["lastDesired"]["reason"].to_string();
+        assert!(reason.contains("rtsp://***@127.0.0.1:1/cam"), "{reason}");
+    }
     std::thread::sleep(Duration::from_secs(3));
     s.h.hub.patch_desired(json!({"source": null}));
     s.unharmed("camera password", &[]);

@@ -292,6 +292,32 @@ fn camera_credentials_stay_out_of_errors_and_logs() {
     assert!(!bad.contains("user") && !bad.contains("p@ss"), "{bad}");
 }
 
+/// A custom preset may take the camera password as its own parameter (rtspsrc `user-pw`):
+/// the "building pipeline" log line and Debug showed it, since it is no URL.
+#[test]
+fn a_password_property_of_a_custom_preset_is_never_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("cam.toml"),
+        "live = true\nelement = \"rtspsrc\"\ndecode = true\n[properties]\n\
+         location = \"{uri}\"\nuser-id = \"{user}\"\nuser-pw = \"{password}\"\n",
+    )
+    .expect("preset");
+    let p = params(&[
+        ("uri", "rtsp://127.0.0.1:1/x"),
+        ("user", "admin"),
+        ("password", "S3CRETpw"),
+    ]);
+    let spec = ingest::resolve("cam", &p, Some(dir.path())).expect("custom preset");
+    for text in [spec.describe(), format!("{spec:?}")] {
+        assert!(!text.contains("S3CRETpw"), "{text}");
+        assert!(
+            text.contains("user-pw=") && text.contains("127.0.0.1:1/x"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn the_cli_refuses_a_non_integer_latency_before_starting() {
     let out = run(bin().args([

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use edgelens::scene::SceneConfig;
 
-/// Names like the twin's `sources` keys (and model names): safe in a label and a path.
+/// Names like the twin's `sources` keys (one rule, `control::check_name`): safe in a label
+/// and a path.
 pub fn valid_name(v: &str) -> bool {
-    (1..=64).contains(&v.len())
-        && !v.starts_with('.')
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    let mut errors = Vec::new();
+    let max = edgelens::defaults::MAX_SOURCE_NAME;
+    edgelens::control::config::check_name(&mut errors, "name", v, max);
+    errors.is_empty()
 }
 
 /// `(name, uri)` per `--source`, names unique. `NAME=URI` only when NAME is a valid name:

@@ -347,13 +347,15 @@ pub fn scene(c: &DesiredConfig) -> SceneConfig {
     }
 }
 
-/// At most 64 characters of a hostile string go into a message.
+/// At most 64 characters of a hostile string go into a message, redacted first: cut short,
+/// a URL would lose the '@' that shows where its password ends.
 pub fn truncate(s: &str) -> String {
+    let s = crate::redact::text(s);
     if s.chars().count() > 64 {
         let cut = s.char_indices().nth(61).map(|(i, _)| i).unwrap_or(s.len());
         format!("{}...", &s[..cut])
     } else {
-        s.to_string()
+        s
     }
 }
 

@@ -76,6 +76,21 @@ fn hostile_values_are_rejected_with_short_reasons() {
     );
 }
 
+/// A long URL cut to 64 characters before redaction lost its '@', and its password showed.
+#[test]
+fn a_url_where_a_name_belongs_is_redacted_before_it_is_cut() {
+    let key = format!("rtsp://admin:{}@cam.local/s", "S3CRET".repeat(12));
+    let errs =
+        parse(&json!({"sources": {key: {"maxFps": 0}}, "output": {"name": "rtsp://u:S3CRET@h/s"}}))
+            .unwrap_err()
+            .join("; ");
+    assert!(!errs.contains("S3CRET"), "{errs}");
+    assert!(
+        errs.contains("sources.rtsp://***@cam.local/s.maxFps"),
+        "{errs}"
+    );
+}
+
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
     let mut s = String::new();

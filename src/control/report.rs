@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::config::{DesiredConfig, ModelConfig};
+use super::config::{DesiredConfig, ModelConfig, SourceConfig};
 use super::model_load::ModelStatus;
 use crate::mqtt::SessionStats;
 use crate::pipeline::StatsSnapshot;
@@ -30,6 +30,11 @@ pub fn config(applied: &DesiredConfig, serving: &ModelConfig) -> Value {
     let mut m = serving.clone();
     m.uri = m.uri.as_deref().map(crate::redact::url);
     c.model = Some(m);
+    c.source.iter_mut().for_each(redact_source);
+    c.sources
+        .iter_mut()
+        .flatten()
+        .for_each(|(_, s)| redact_source(s));
     let mut v = serde_json::to_value(&c).unwrap_or(Value::Null);
     if v.to_string().len() > MAX_CONFIG_ECHO {
         names_only(&mut v);
@@ -38,6 +43,14 @@ pub fn config(applied: &DesiredConfig, serving: &ModelConfig) -> Value {
         }
     }
     v
+}
+
+/// A camera's uri and params as they may be shown: no userinfo, no query, no secret param.
+fn redact_source(s: &mut SourceConfig) {
+    s.uri = s.uri.as_deref().map(crate::redact::uri);
+    for (k, v) in s.params.iter_mut().flatten() {
+        *v = crate::redact::param(k, v);
+    }
 }
 
 /// `zones`/`lines` maps become lists of their names.
@@ -104,6 +117,49 @@ mod tests {
             serde_json::from_value(json!({"zones": {"d": {"polygon": [[0,0],[1,0],[1,1]]}}}))
                 .unwrap();
         assert!(config(&small, &ModelConfig::default())["zones"]["d"]["polygon"].is_array());
+    }
+
+    /// Found by review (rev-input): the source uri (CLI `--source` or twin) was echoed with
+    /// its camera password; params too.
+    #[test]
+    fn reported_config_carries_no_camera_password() {
+        let applied: DesiredConfig = serde_json::from_value(json!({
+            "source": {"uri": "rtsp://admin:SECRET1@cam.local:554/s",
+                       "params": {"latency_ms": "200", "user-pw": "SECRET3"}},
+            "sources": {"door": {"uri": "rtsp://admin:SE/CRET2@door.local/s",
+                                 "params": {"uri": "rtsp://u:SECRET4@x/s"}},
+                        "file": {"uri": "samples/vtest.mp4"}}
+        }))
+        .expect("a valid config");
+        let v = config(&applied, &ModelConfig::default());
+        let s = v.to_string();
+        for secret in ["SECRET1", "SE/CRET2", "CRET2", "SECRET3", "SECRET4"] {
+            assert!(!s.contains(secret), "reported config leaks {secret}: {s}");
+        }
+        // Still useful: hosts, paths, keys and plain values stay readable.
+        assert_eq!(v["source"]["uri"], "rtsp://***@cam.local:554/s");
+        assert_eq!(v["source"]["params"]["latency_ms"], "200");
+        assert_eq!(v["source"]["params"]["user-pw"], "***");
+        assert_eq!(v["sources"]["door"]["uri"], "rtsp://***@door.local/s");
+        assert_eq!(v["sources"]["door"]["params"]["uri"], "rtsp://***@x/s");
+        assert_eq!(v["sources"]["file"]["uri"], "samples/vtest.mp4");
+    }
+
+    /// Found by review (rev-input): a twin `source` given as a string is refused with serde's
+    /// text, which quotes it; a password holding '(' or '\'' escaped `redact::text`.
+    #[test]
+    fn a_rejected_reason_never_carries_a_camera_password() {
+        for uri in [
+            "rtsp://admin:pa(ss)@cam.local/s",
+            "rtsp://admin:it's@cam.local/s",
+            "rtsp://admin:a\"b/c@cam.local/s",
+        ] {
+            let errors = super::super::config::parse(&json!({ "source": uri })).unwrap_err();
+            let r = last_desired(Some(2), Some(&errors.join("; "))).to_string();
+            let secret = &uri["rtsp://admin:".len()..uri.rfind('@').unwrap()];
+            assert!(!r.contains(secret), "lastDesired leaks '{secret}': {r}");
+            assert!(r.contains("cam.local/s"), "{r}");
+        }
     }
 
     #[test]

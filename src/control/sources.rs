@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::config::{DesiredConfig, SourceConfig};
-use crate::defaults::{DEFAULT_SOURCE, MAX_SOURCES};
+use crate::defaults::{DEFAULT_SOURCE, MAX_SOURCES, MAX_SOURCE_NAME};
 
 /// Every source of a config, by name.
 pub fn effective(c: &DesiredConfig) -> BTreeMap<String, SourceConfig> {
@@ -28,7 +28,7 @@ pub fn check(c: &DesiredConfig, errors: &mut Vec<String>) {
         return;
     };
     for name in sources.keys() {
-        super::validate::check_name(errors, "sources key", name, 64);
+        super::validate::check_name(errors, "sources key", name, MAX_SOURCE_NAME);
     }
     if c.source.is_some() && sources.contains_key(DEFAULT_SOURCE) {
         errors.push(format!(

@@ -45,6 +45,9 @@ pub enum IngestError {
         "GStreamer element '{element}' is not available; install its plugin (run `make deps`)"
     )]
     NoElement { element: String },
+    /// The text of `control::check_name`: the rule of the twin's `sources` keys.
+    #[error("{0}; it names the source in every message: pick a short one like name=door-1")]
+    BadName(String),
     #[error("source {what} holds a control character (NUL, newline, ...): remove it")]
     ControlCharacter { what: String },
     #[error("invalid preset file {path}: {message}")]
@@ -128,6 +131,7 @@ pub fn resolve(
             what: format!("parameter '{}'", k.escape_debug()),
         });
     }
+    check_display_name(overrides)?;
     let all = presets(presets_dir)?;
     let mut params = overrides.clone();
     let lower = source.to_ascii_lowercase();
@@ -160,7 +164,8 @@ pub fn resolve(
         ("file".to_string(), display_name(&p))
     } else {
         return Err(IngestError::UnknownPreset {
-            name: source.to_string(),
+            // `admin:pw@cam` (scheme forgotten) lands here.
+            name: redact::uri(source),
             available: all.keys().cloned().collect::<Vec<_>>().join(", "),
         });
     };
@@ -178,6 +183,22 @@ pub fn resolve(
         live: preset.live,
         head: SourceHead::Element(element),
     })
+}
+
+/// `params.name` is the source's name in every message's properties and in the logs: the
+/// same rule as the twin's `sources` keys, not up to 2048 characters of anything.
+fn check_display_name(params: &BTreeMap<String, String>) -> Result<(), IngestError> {
+    let Some(name) = params.get("name") else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    let max = crate::defaults::MAX_SOURCE_NAME;
+    crate::control::config::check_name(&mut errors, "source parameter 'name'", name, max);
+    match errors.pop() {
+        // The rule's text quotes the name, which may be a pasted URL.
+        Some(e) => Err(IngestError::BadName(redact::text(&e))),
+        None => Ok(()),
+    }
 }
 
 /// Makes the source's elements and sets their typed properties, then drops them: a value of
@@ -217,12 +238,7 @@ fn display_name(p: &Path) -> String {
 /// A path for an error: one that is really a URL (`http://user:pw@host/x`) loses its
 /// credentials; a plain path stays as it is ('?' and '#' are file name characters).
 fn shown(p: &Path) -> String {
-    let s = p.display().to_string();
-    if s.contains("://") {
-        crate::redact::url(&s)
-    } else {
-        s
-    }
+    redact::uri(&p.display().to_string())
 }
 
 #[cfg(test)]
@@ -302,10 +318,32 @@ mod tests {
             !e.contains("secret") && e.contains("cam.local/x.mp4"),
             "{e}"
         );
+        for forgot_scheme in ["admin:secret@cam", "admin:secret@cam.local/s"] {
+            let e = resolve(forgot_scheme, &none, None).unwrap_err().to_string();
+            assert!(!e.contains("secret") && e.contains("***@cam"), "{e}");
+        }
         let e = resolve("/no/such/v?x#y.mp4", &none, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("/no/such/v?x#y.mp4"), "{e}");
+    }
+
+    #[test]
+    fn a_display_name_follows_the_source_name_rule() {
+        let with = |n: &str| BTreeMap::from([("name".to_string(), n.to_string())]);
+        let r = resolve("test", &with("door-1"), None).unwrap();
+        assert_eq!(r.name, "door-1");
+        for (bad, says) in [
+            ("x".repeat(2048), "1..64 characters"),
+            (String::new(), "1..64 characters"),
+            ("rtsp://u:pw@cam/s".to_string(), "may only hold letters"),
+            ("a b".to_string(), "may only hold letters"),
+            (".hidden".to_string(), "may not start with '.'"),
+        ] {
+            let e = resolve("test", &with(&bad), None).unwrap_err().to_string();
+            assert!(e.contains("parameter 'name'") && e.contains(says), "{e}");
+            assert!(e.len() < 300 && !e.contains("u:pw"), "{e}");
+        }
     }
 
     #[test]

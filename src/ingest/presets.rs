@@ -57,10 +57,16 @@ pub struct Setting {
     pub from: Vec<String>,
 }
 
-// Values may hold camera passwords: Debug output is redacted.
+// Values may hold camera passwords, in a URL or as a property of their own (`user-pw`):
+// Debug output is redacted.
 impl std::fmt::Debug for Setting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={:?}", self.name, redact::text(&self.value))
+        write!(
+            f,
+            "{}={:?}",
+            self.name,
+            redact::param(&self.name, &self.value)
+        )
     }
 }
 
@@ -80,7 +86,7 @@ impl std::fmt::Display for ElementSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.element)?;
         for s in &self.properties {
-            write!(f, " {}={}", s.name, redact::text(&s.value))?;
+            write!(f, " {}={}", s.name, redact::param(&s.name, &s.value))?;
         }
         if self.decode {
             write!(f, " (decodebin)")?;
@@ -183,7 +189,7 @@ impl Preset {
             takes.sort_unstable();
             return Err(IngestError::UnknownParam {
                 preset: preset.to_string(),
-                key: key.chars().take(64).collect(),
+                key: redact::text(key).chars().take(64).collect(),
                 known: takes.join(", "),
             });
         }
@@ -299,7 +305,7 @@ fn bad_value(spec: &ElementSpec, s: &Setting, expected: String) -> IngestError {
         },
         element: spec.element.clone(),
         property: s.name.clone(),
-        value: shorten(&redact::text(&s.value)),
+        value: shorten(&redact::param(&s.name, &s.value)),
         expected,
     }
 }

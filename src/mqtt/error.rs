@@ -24,10 +24,11 @@ pub enum MqttError {
 }
 
 impl MqttError {
-    /// A URL error; the URL is redacted here so no caller can forget to.
+    /// A URL error; only its scheme and host are shown, so no caller can forget to redact
+    /// and a password typed raw (`user:pa/ss@broker`, or with no `mqtt://`) never shows.
     pub(crate) fn bad_url(url: &str, message: &str) -> MqttError {
         MqttError::BadUrl {
-            url: crate::redact::url(url),
+            url: crate::redact::origin(url),
             message: message.to_string(),
         }
     }

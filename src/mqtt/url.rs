@@ -93,6 +93,26 @@ mod tests {
         assert!(e.to_string().contains("port is not a number"), "{e}");
     }
 
+    /// Found by review (rev-input): a password holding '/', '?' or '#' was printed by the
+    /// "no path or query" refusal; so was one given without `mqtt://`.
+    #[test]
+    fn a_refused_mqtt_url_does_not_print_its_password() {
+        for url in [
+            "mqtt://user:pa/ssw0rd@broker:1883",
+            "mqtt://user:pa?ssw0rd@broker:1883",
+            "mqtt://user:pa#ssw0rd@broker:1883",
+            "user:pa/ssw0rd@broker:1883",
+            "tcp://user:pa@broker:1883",
+        ] {
+            let e = MqttUrl::parse(url).unwrap_err().to_string();
+            assert!(
+                !e.contains("user:pa") && !e.contains("ssw0rd"),
+                "{url}: {e}"
+            );
+            assert!(e.contains("broker:1883"), "{url}: {e}");
+        }
+    }
+
     #[test]
     fn other_schemes_and_garbage_are_refused() {
         for bad in [
