@@ -239,12 +239,17 @@ fn adding_and_removing_a_source_through_the_twin_leaves_the_other_running() {
     h.hub.wait(Duration::from_secs(30), "b added", |s| {
         s.reported["appliedVersion"] == v1
     });
+    assert!(h.hub.reported()["config"]["sources"]["b"].is_object());
     wait_for("b's messages", &|| frames_of(&h, "b").len() >= 5);
     let a_before = frames_of(&h, "a").len();
     let v2 = h.hub.patch_desired(json!({"sources": {"b": null}}));
     h.hub.wait(Duration::from_secs(30), "b removed", |s| {
         s.reported["appliedVersion"] == v2
     });
+    // The hub merges reported patches: the echo must delete b, not just leave it out.
+    let config = &h.hub.reported()["config"];
+    assert!(config["sources"].get("b").is_none(), "{config}");
+    assert!(config["sources"]["a"].is_object(), "{config}");
     std::thread::sleep(Duration::from_secs(2));
     let b_after = frames_of(&h, "b").len();
     wait_for("a still flowing", &|| {

@@ -124,6 +124,9 @@ struct Module {
     trim_at: Option<Instant>,
     /// The engine layout last reported as `model.layout` (the tuner may change it).
     reported_layout: Option<crate::pipeline::LayoutReport>,
+    /// Reported `config` as the hub holds it (from the twin GET, then what was sent): a new
+    /// echo nulls what it no longer has, or removed sources would stay reported for good.
+    reported_config: Value,
 }
 
 /// Runs the module until `stop` is set (SIGTERM).
@@ -184,6 +187,7 @@ pub fn run_module(mut opts: ModuleOptions, stop: Arc<AtomicBool>) -> Result<(), 
         gone_sources: Vec::new(),
         trim_at: None,
         reported_layout: None,
+        reported_config: Value::Null,
     };
     module.start_pipeline()?;
     if let Some(addr) = module.opts.metrics {
@@ -285,7 +289,12 @@ impl Module {
         self.rid.to_string()
     }
 
-    fn report(&mut self, patch: Value) {
+    fn report(&mut self, mut patch: Value) {
+        if let Some(config) = patch.get_mut("config") {
+            let echo = config.take();
+            *config = report::replacing(&self.reported_config, &echo);
+            self.reported_config = echo;
+        }
         self.report_as(ControlKind::Reported, patch)
     }
 

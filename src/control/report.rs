@@ -89,9 +89,51 @@ pub fn stats(pipeline: Option<StatsSnapshot>, session: &SessionStats) -> Value {
     v
 }
 
+/// The reported patch that makes the hub's `old` into `new`. The hub merges patches (RFC
+/// 7396), so a key `new` lacks would stay: it gets a null, at any depth (a removed source, a
+/// param, a zone).
+pub fn replacing(old: &Value, new: &Value) -> Value {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut out: serde_json::Map<String, Value> = n
+                .iter()
+                .map(|(k, v)| (k.clone(), replacing(o.get(k).unwrap_or(&Value::Null), v)))
+                .collect();
+            for k in o.keys().filter(|k| !n.contains_key(*k)) {
+                out.insert(k.clone(), Value::Null);
+            }
+            Value::Object(out)
+        }
+        _ => new.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replacing_nulls_what_is_gone_and_merges_into_exactly_new() {
+        let old = json!({
+            "sources": {"a": {"uri": "test", "params": {"fps": "5"}}, "b": {"uri": "test"}},
+            "detection": {"classes": ["person"], "minConfidence": 0.5},
+            "model": "was a string"
+        });
+        let new = json!({
+            "sources": {"a": {"uri": "test"}},
+            "detection": {"minConfidence": 0.6},
+            "model": {"name": "m"}
+        });
+        let patch = replacing(&old, &new);
+        assert_eq!(patch["sources"]["b"], Value::Null);
+        assert_eq!(patch["sources"]["a"]["params"], Value::Null);
+        assert_eq!(patch["detection"]["classes"], Value::Null);
+        let mut merged = old.clone();
+        super::super::config::merge(&mut merged, &patch);
+        assert_eq!(merged, new);
+        // Nothing known about the hub's copy: the patch is `new` itself.
+        assert_eq!(replacing(&Value::Null, &new), new);
+    }
 
     #[test]
     fn a_large_scene_is_echoed_by_names() {

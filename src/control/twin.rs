@@ -151,6 +151,11 @@ impl Module {
             _ => return self.twin_get_failed("the answer is not a JSON object"),
         };
         self.twin_get = Default::default();
+        // What a previous run left reported: the next echo replaces it, key by key.
+        self.reported_config = twin
+            .pointer("/reported/config")
+            .cloned()
+            .unwrap_or(Value::Null);
         let desired = twin.get("desired").cloned().unwrap_or_else(|| json!({}));
         self.desired_doc = Some(desired.clone());
         let version = desired.get("$version").and_then(Value::as_i64);
