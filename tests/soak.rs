@@ -130,7 +130,13 @@ fn soak() {
     while started.elapsed() < total {
         if Instant::now() >= next_sample {
             let t = started.elapsed().as_secs();
-            samples.push(json!({"t": t, "rssKb": rss_kb(pid), "fds": fds(pid)}));
+            // The layout the tuner chose: 2x1 holds one more ORT session than 1x2, so RSS is
+            // comparable only between samples of the same model and layout.
+            let r = h.hub.reported();
+            let l = &r["model"]["layout"];
+            let name = r["model"]["name"].as_str().unwrap_or("-");
+            let layout = format!("{name} {}x{}", l["instances"], l["threads"]);
+            samples.push(json!({"t": t, "rssKb": rss_kb(pid), "fds": fds(pid), "layout": layout}));
             next_sample += Duration::from_secs(10);
         }
         if Instant::now() >= next_fault {
