@@ -74,9 +74,10 @@ impl Module {
             self.gone_sources.push(name.clone());
             self.retry_at.remove(name);
             if let Some(p) = self.pipeline.as_mut() {
-                p.remove_source(name);
+                p.stop_source(name);
             }
-            // Also without a pipeline (it could not start): the stats outlive pipelines.
+            // The module's stats are the pipeline's too, and outlive it: dropped here once,
+            // with or without a pipeline (it could not start).
             self.stats.remove_source(name);
         }
         let excess = self
